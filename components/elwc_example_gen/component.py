@@ -1,0 +1,53 @@
+"""ElwcExampleGen: flat ranking logs -> ELWC Examples, span/version aware."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from tfx import types
+from tfx.components.example_gen import utils
+from tfx.dsl.components.base import base_beam_component, executor_spec
+from tfx.proto import example_gen_pb2, range_config_pb2
+from tfx.types import standard_artifacts
+
+from components.elwc_example_gen import driver, executor
+from components.elwc_example_gen.spec import ElwcExampleGenSpec
+
+
+class ElwcExampleGen(base_beam_component.BaseBeamComponent):
+    """Groups one-row-per-(query, document) logs into ExampleListWithContext records.
+
+    Input files are found under ``input_base`` by the patterns of
+    ``input_config`` (``{SPAN}``/``{VERSION}`` supported); the output Examples
+    artifact holds GZIP TFRecords of serialized ELWC with
+    ``payload_format=FORMAT_PROTO`` and the resolved span, version and input
+    fingerprint as properties.
+    """
+
+    SPEC_CLASS = ElwcExampleGenSpec
+    EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)
+    DRIVER_CLASS = driver.ElwcDriver
+
+    def __init__(
+        self,
+        input_base: str,
+        schema: types.BaseChannel,
+        input_config: Optional[example_gen_pb2.Input] = None,
+        output_config: Optional[example_gen_pb2.Output] = None,
+        range_config: Optional[range_config_pb2.RangeConfig] = None,
+        max_list_size: int = 0,
+    ):
+        input_config = input_config or utils.make_default_input_config("span-{SPAN}/*.csv")
+        output_config = output_config or utils.make_default_output_config(input_config)
+        spec = ElwcExampleGenSpec(
+            input_base=input_base,
+            input_config=input_config,
+            output_config=output_config,
+            output_data_format=example_gen_pb2.FORMAT_PROTO,
+            output_file_format=example_gen_pb2.FORMAT_TFRECORDS_GZIP,
+            range_config=range_config,
+            max_list_size=max_list_size,
+            schema=schema,
+            examples=types.Channel(type=standard_artifacts.Examples),
+        )
+        super().__init__(spec=spec)

@@ -1,0 +1,40 @@
+"""Grouping parsed rows of one query into an ExampleListWithContext proto."""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import tensorflow as tf
+from tensorflow_serving.apis import input_pb2
+
+from components.elwc_example_gen.rows import ParsedRow, Value
+
+
+def _set_feature(features: tf.train.Features, name: str, value: Value) -> None:
+    feature = features.feature[name]
+    if isinstance(value, bytes):
+        feature.bytes_list.value.append(value)
+    elif isinstance(value, int):
+        feature.int64_list.value.append(value)
+    else:
+        feature.float_list.value.append(value)
+
+
+def build_elwc(rows: Iterable[ParsedRow], max_list_size: int | None = None) -> tuple[bytes, int, int]:
+    """Serialized ELWC of one query's rows, documents in ``sort_key`` order.
+
+    The context comes from the first row in that order. Lists longer than
+    ``max_list_size`` keep their first documents (by position). Returns
+    (serialized record, documents written, documents cut). Serialization is
+    deterministic, so the hash-based split is stable across runs.
+    """
+    ordered = sorted(rows, key=lambda row: row.sort_key)
+    kept = ordered if not max_list_size else ordered[:max_list_size]
+    elwc = input_pb2.ExampleListWithContext()
+    for name, value in kept[0].context.items():
+        _set_feature(elwc.context.features, name, value)
+    for row in kept:
+        example = elwc.examples.add()
+        for name, value in row.document.items():
+            _set_feature(example.features, name, value)
+    return elwc.SerializeToString(deterministic=True), len(kept), len(ordered) - len(kept)

@@ -1,0 +1,186 @@
+"""Pipeline configuration: one YAML file, validated on load, overridable from the CLI."""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from modules.training_config import STRATEGIES, TrainingConfig
+
+DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent / "default_config.yaml"
+
+
+class ConfigError(ValueError):
+    """Invalid configuration; the message names the file and the key."""
+
+
+@dataclasses.dataclass
+class ExamplesConfig:
+    input_pattern: str = "span-{SPAN}/*.csv"
+    span: int | None = None
+    max_list_size: int = 200
+    train_buckets: int = 3
+    eval_buckets: int = 1
+
+
+@dataclasses.dataclass
+class TunerConfig:
+    enabled: bool = True
+    max_trials: int = 3
+    train_steps: int = 120
+
+
+@dataclasses.dataclass
+class SampleDataConfig:
+    spans: int = 2
+    queries: int = 400
+    seed: int = 7
+
+
+@dataclasses.dataclass
+class Config:
+    pipeline_name: str = "ltr"
+    data_root: str = "ltr-home/data"
+    pipeline_root: str = "ltr-home/pipeline"
+    metadata_path: str = "ltr-home/metadata.sqlite"
+    registry_root: str = "ltr-home/registry"
+    model_name: str = "ranker"
+    schema_path: str | None = None
+    enable_cache: bool = True
+    examples: ExamplesConfig = dataclasses.field(default_factory=ExamplesConfig)
+    training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
+    tuner: TunerConfig = dataclasses.field(default_factory=TunerConfig)
+    beam_args: list[str] = dataclasses.field(default_factory=list)
+    sample_data: SampleDataConfig = dataclasses.field(default_factory=SampleDataConfig)
+
+    def resolved(self, base: Path | None = None) -> "Config":
+        """Absolute local paths (URIs such as gs:// are kept as they are)."""
+        base = base or Path.cwd()
+
+        def absolute(path: str) -> str:
+            return path if "://" in path else str((base / path).resolve())
+
+        config = dataclasses.replace(self)
+        for name in ("data_root", "pipeline_root", "metadata_path", "registry_root"):
+            setattr(config, name, absolute(getattr(config, name)))
+        if config.schema_path:
+            config.schema_path = absolute(config.schema_path)
+        return config
+
+
+# Checks beyond types: (section, key) -> (predicate, message).
+_CHECKS: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
+    ("examples", "span"): (lambda v: v is None or v >= 0, "must be null or >= 0"),
+    ("examples", "max_list_size"): (lambda v: v >= 0, "must be >= 0"),
+    ("examples", "train_buckets"): (lambda v: v > 0, "must be > 0"),
+    ("examples", "eval_buckets"): (lambda v: v > 0, "must be > 0"),
+    ("training", "train_steps"): (lambda v: v > 0, "must be > 0"),
+    ("training", "eval_steps"): (lambda v: v >= 0, "must be >= 0"),
+    ("training", "batch_size"): (lambda v: v > 0, "must be > 0"),
+    ("training", "list_size"): (lambda v: v > 0, "must be > 0"),
+    ("training", "epochs"): (lambda v: v > 0, "must be > 0"),
+    ("training", "strategy"): (lambda v: v in STRATEGIES, f"must be one of {', '.join(STRATEGIES)}"),
+    ("tuner", "max_trials"): (lambda v: v > 0, "must be > 0"),
+    ("tuner", "train_steps"): (lambda v: v > 0, "must be > 0"),
+    ("sample_data", "spans"): (lambda v: v > 0, "must be > 0"),
+    ("sample_data", "queries"): (lambda v: v > 0, "must be > 0"),
+}
+
+
+def _type_ok(value: Any, annotation: Any) -> bool:
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return any(_type_ok(value, arg) for arg in typing.get_args(annotation))
+    if annotation is type(None):
+        return value is None
+    if origin is list:
+        (item,) = typing.get_args(annotation)
+        return isinstance(value, list) and all(_type_ok(v, item) for v in value)
+    if annotation is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, annotation)
+
+
+def _build(cls: type, data: Any, where: str, source: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: '{where or 'top level'}' must be a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(f"{source}: unknown key(s) {unknown} in '{where or 'top level'}'; known: {sorted(fields)}")
+    values = {}
+    for name, value in data.items():
+        key = f"{where}.{name}" if where else name
+        annotation = hints[name]
+        if dataclasses.is_dataclass(annotation):
+            values[name] = _build(annotation, value, key, source)
+            continue
+        if not _type_ok(value, annotation):
+            raise ConfigError(f"{source}: '{key}' = {value!r} should be of type {annotation}")
+        check = _CHECKS.get((where, name))
+        if check and not check[0](value):
+            raise ConfigError(f"{source}: '{key}' = {value!r} {check[1]}")
+        values[name] = value
+    return cls(**values)
+
+
+def config_from_dict(data: dict[str, Any], source: str = "<dict>") -> Config:
+    return _build(Config, data, "", source)
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Loads the default config, then ``path`` (if given) over it, key by key."""
+    data = _read_yaml(DEFAULT_CONFIG_PATH)
+    source = str(DEFAULT_CONFIG_PATH)
+    if path is not None:
+        source = str(path)
+        data = _merge(data, _read_yaml(Path(path)))
+    return config_from_dict(data, source)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise ConfigError(f"cannot read config file '{path}': {error.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: invalid YAML: {error}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping")
+    return data
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def apply_overrides(config: Config, overrides: dict[str, Any]) -> Config:
+    """Applies dotted-key overrides (``training.train_steps``) with the same validation."""
+    data = dataclasses.asdict(config)
+    for dotted, value in overrides.items():
+        if value is None:
+            continue
+        node = data
+        *parents, leaf = dotted.split(".")
+        for parent in parents:
+            node = node[parent]
+        node[leaf] = value
+    return config_from_dict(data, "command line")

@@ -1,0 +1,34 @@
+"""Running the pipeline locally: LocalDagRunner with SQLite MLMD."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from pipeline.config import Config
+from pipeline.report import RunReport, latest_run_report
+from pipeline.sample_data import SampleSpec, write_sample_data
+
+log = logging.getLogger(__name__)
+
+
+def ensure_sample_data(config: Config) -> bool:
+    """Writes the sample data into ``data_root`` if it holds no data; True if written."""
+    root = Path(config.data_root)
+    if root.exists() and any(root.iterdir()):
+        return False
+    sample = config.sample_data
+    rows = write_sample_data(root, SampleSpec(spans=sample.spans, queries=sample.queries, seed=sample.seed))
+    log.info("wrote %d sample rows under %s", rows, root)
+    return True
+
+
+def run_local(config: Config) -> RunReport:
+    """Runs the whole pipeline with LocalDagRunner; returns the MLMD report of the run."""
+    from tfx import v1 as tfx  # Heavy import (~10 s): only when running.
+
+    from pipeline.pipeline import create_pipeline, local_metadata_config
+
+    pipeline = create_pipeline(config, local_metadata_config(config))
+    tfx.orchestration.LocalDagRunner().run(pipeline)
+    return latest_run_report(config.metadata_path)

@@ -1,0 +1,82 @@
+"""What a run produced, read back from MLMD: execution states and key artifacts."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Any
+
+from ml_metadata import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+
+from modules.trainer import METRICS_FILE
+
+_PIPELINE_RUN_CONTEXT = "pipeline_run"
+
+
+@dataclasses.dataclass
+class RunReport:
+    run_id: str
+    executions: dict[str, str]  # node id -> state name
+    outputs: dict[str, list[metadata_store_pb2.Artifact]]  # artifact type -> artifacts
+    metadata_path: str
+
+    def artifact(self, type_name: str) -> metadata_store_pb2.Artifact:
+        found = self.outputs.get(type_name)
+        if not found:
+            raise LookupError(f"the run produced no {type_name} artifact")
+        return found[-1]
+
+    @property
+    def eval_metrics(self) -> dict[str, float]:
+        model_run = self.artifact("ModelRun")
+        with open(os.path.join(model_run.uri, METRICS_FILE)) as handle:
+            return json.load(handle)["eval"]
+
+    @property
+    def registration(self) -> dict[str, Any]:
+        pushed = self.artifact("PushedModel")
+        props = pushed.custom_properties
+        return {
+            "model_name": props["model_name"].string_value,
+            "version": props["pushed_version"].int_value,
+            "path": props["pushed_destination"].string_value,
+        }
+
+
+def open_store(metadata_path: str) -> metadata_store.MetadataStore:
+    if not os.path.exists(metadata_path):
+        raise FileNotFoundError(f"no MLMD database at '{metadata_path}'")
+    config = metadata_store_pb2.ConnectionConfig()
+    config.sqlite.filename_uri = metadata_path
+    config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
+    return metadata_store.MetadataStore(config)
+
+
+def _node_id(execution: metadata_store_pb2.Execution) -> str:
+    for key in ("component_id", "node_id"):
+        if key in execution.custom_properties:
+            return execution.custom_properties[key].string_value
+    return execution.name or str(execution.id)
+
+
+def latest_run_report(metadata_path: str) -> RunReport:
+    """Report of the most recent pipeline run recorded in ``metadata_path``."""
+    store = open_store(metadata_path)
+    runs = store.get_contexts_by_type(_PIPELINE_RUN_CONTEXT)
+    if not runs:
+        raise LookupError(f"no pipeline run recorded in '{metadata_path}'")
+    run = max(runs, key=lambda context: (context.create_time_since_epoch, context.id))
+    executions = store.get_executions_by_context(run.id)
+    states = {
+        _node_id(e): metadata_store_pb2.Execution.State.Name(e.last_known_state) for e in executions
+    }
+    events = store.get_events_by_execution_ids([e.id for e in executions])
+    output_ids = sorted({e.artifact_id for e in events if e.type == metadata_store_pb2.Event.OUTPUT})
+    artifacts = store.get_artifacts_by_id(output_ids)
+    type_names = {t.id: t.name for t in store.get_artifact_types()}
+    outputs: dict[str, list[metadata_store_pb2.Artifact]] = {}
+    for artifact in sorted(artifacts, key=lambda a: a.id):
+        outputs.setdefault(type_names[artifact.type_id], []).append(artifact)
+    return RunReport(run.name, states, outputs, metadata_path)
