@@ -7,7 +7,9 @@ setup(
     version="0.1.0",
     description="A TFX learning-to-rank pipeline: raw logs to a registered TF-Ranking model.",
     python_requires=">=3.11,<3.12",
-    packages=find_packages(include=["pipeline", "pipeline.*", "components", "components.*", "modules", "modules.*", "schemas"]),
+    packages=find_packages(
+        include=["pipeline", "pipeline.*", "components", "components.*", "modules", "modules.*", "schemas"]
+    ),
     package_data={"schemas": ["*.pbtxt"], "pipeline": ["*.yaml"]},
     include_package_data=True,
     # Runtime dependencies are pinned in requirements.lock (installed with --no-deps);

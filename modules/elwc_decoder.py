@@ -31,9 +31,7 @@ def _raw_elwc_descriptor() -> bytes:
     as bytes lets ``tf.io.decode_proto`` split a record without knowing
     ``tf.Example``, and ``tf.io.parse_example`` does the rest.
     """
-    file_proto = descriptor_pb2.FileDescriptorProto(
-        name="ltr_raw_elwc.proto", package="ltr", syntax="proto3"
-    )
+    file_proto = descriptor_pb2.FileDescriptorProto(name="ltr_raw_elwc.proto", package="ltr", syntax="proto3")
     message = file_proto.message_type.add(name="RawElwc")
     label = descriptor_pb2.FieldDescriptorProto
     message.field.add(name="examples", number=1, type=label.TYPE_BYTES, label=label.LABEL_REPEATED)
@@ -45,10 +43,7 @@ _DESCRIPTOR_SOURCE = b"bytes://" + _raw_elwc_descriptor()
 
 
 def _ragged_spec(features: tuple[Feature, ...]) -> dict[str, tf.io.RaggedFeature]:
-    return {
-        f.name: tf.io.RaggedFeature(dtype=_TF_DTYPES[f.dtype], row_splits_dtype=tf.int64)
-        for f in features
-    }
+    return {f.name: tf.io.RaggedFeature(dtype=_TF_DTYPES[f.dtype], row_splits_dtype=tf.int64) for f in features}
 
 
 def split_elwc(records: tf.Tensor) -> tuple[tf.Tensor, tf.RaggedTensor]:
@@ -62,9 +57,9 @@ def split_elwc(records: tf.Tensor) -> tuple[tf.Tensor, tf.RaggedTensor]:
     )
     documents = tf.RaggedTensor.from_tensor(examples, lengths=sizes[:, 0])
     # An absent context decodes to no value: parse it as an empty Example.
-    context = tf.RaggedTensor.from_tensor(context, lengths=sizes[:, 1]).to_tensor(
-        default_value="", shape=[None, 1]
-    )[:, 0]
+    context = tf.RaggedTensor.from_tensor(context, lengths=sizes[:, 1]).to_tensor(default_value="", shape=[None, 1])[
+        :, 0
+    ]
     return context, documents
 
 
@@ -75,9 +70,7 @@ def decode_elwc(records: tf.Tensor, feature_set: FeatureSet) -> dict[str, tf.Rag
     parsed = dict(tf.io.parse_example(context, _ragged_spec(feature_set.context_protos)))
     per_document = tf.io.parse_example(documents.flat_values, _ragged_spec(feature_set.document_protos))
     for name, values in per_document.items():
-        parsed[name] = tf.RaggedTensor.from_row_splits(
-            values, tf.cast(documents.row_splits, tf.int64), validate=False
-        )
+        parsed[name] = tf.RaggedTensor.from_row_splits(values, tf.cast(documents.row_splits, tf.int64), validate=False)
     return parsed
 
 

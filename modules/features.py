@@ -165,8 +165,7 @@ def _feature_from_proto(proto: schema_pb2.Feature) -> Feature:
         role = Role(tags["role"])
     except ValueError:
         raise SchemaError(
-            f"feature '{name}': unknown role '{tags['role']}' "
-            f"(expected one of {[r.value for r in Role]})"
+            f"feature '{name}': unknown role '{tags['role']}' (expected one of {[r.value for r in Role]})"
         ) from None
     if proto.type not in _TYPES:
         raise SchemaError(f"feature '{name}': type must be INT, FLOAT or BYTES")

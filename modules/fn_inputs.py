@@ -19,7 +19,7 @@ class FnInputs:
     config: TrainingConfig
 
     @classmethod
-    def from_fn_args(cls, fn_args) -> "FnInputs":
+    def from_fn_args(cls, fn_args) -> FnInputs:
         return cls(
             feature_set=load_feature_set(fn_args.schema_path),
             tft_output=tft.TFTransformOutput(fn_args.transform_graph_path),

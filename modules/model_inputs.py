@@ -6,7 +6,8 @@ One code path for the Tuner, the Trainer and the serving signature: decode
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import tensorflow as tf
 
@@ -26,6 +27,7 @@ def densify(
     (serving). Returns (features, labels); labels are ``[B, L]`` with -1 padding,
     or None when the label is absent (serving).
     """
+
     def clip(ragged: tf.RaggedTensor) -> tf.RaggedTensor:
         return ragged if list_size is None else ragged[:, :list_size]
 
@@ -68,9 +70,11 @@ def make_dataset(
     seed: int = 0,
 ) -> tf.data.Dataset:
     """A ``tf.data`` pipeline over ExampleGen's GZIP TFRecords of ELWC."""
-    files = tf.io.gfile.glob(file_pattern) if isinstance(file_pattern, str) else [
-        path for pattern in file_pattern for path in tf.io.gfile.glob(pattern)
-    ]
+    files = (
+        tf.io.gfile.glob(file_pattern)
+        if isinstance(file_pattern, str)
+        else [path for pattern in file_pattern for path in tf.io.gfile.glob(pattern)]
+    )
     if not files:
         raise FileNotFoundError(f"no ELWC files match {file_pattern}")
     dataset = tf.data.TFRecordDataset(sorted(files), compression_type="GZIP")

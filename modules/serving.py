@@ -31,7 +31,9 @@ def make_elwc_signature(model: tf.keras.Model, feature_set: FeatureSet) -> tf.ty
     return serve_elwc.get_concrete_function()
 
 
-def export_serving_model(model: tf.keras.Model, tft_layer: tf.keras.layers.Layer, feature_set: FeatureSet, path: str) -> None:
+def export_serving_model(
+    model: tf.keras.Model, tft_layer: tf.keras.layers.Layer, feature_set: FeatureSet, path: str
+) -> None:
     model.tft_layer = tft_layer  # Tracked, so the Transform graph is saved with the model.
     signatures = {"serving_default": make_elwc_signature(model, feature_set)}
     model.save(path, save_format="tf", signatures=signatures)

@@ -23,7 +23,7 @@ class TrainingConfig:
     seed: int = 0
 
     @classmethod
-    def from_custom_config(cls, custom_config: dict[str, Any] | None) -> "TrainingConfig":
+    def from_custom_config(cls, custom_config: dict[str, Any] | None) -> TrainingConfig:
         fields = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in (custom_config or {}).items() if k in fields})
 

@@ -6,7 +6,7 @@ import argparse
 import logging
 import os
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from pipeline.config import ConfigError, apply_overrides, load_config
 
@@ -47,9 +47,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 _RUN_OPTION_KEYS = (
-    "data_root", "pipeline_root", "metadata_path", "registry_root", "schema_path", "examples.span",
-    "examples.max_list_size", "training.list_size", "training.train_steps", "tuner.max_trials",
-    "tuner.train_steps", "training.strategy", "enable_cache", "beam_args",
+    "data_root",
+    "pipeline_root",
+    "metadata_path",
+    "registry_root",
+    "schema_path",
+    "examples.span",
+    "examples.max_list_size",
+    "training.list_size",
+    "training.train_steps",
+    "tuner.max_trials",
+    "tuner.train_steps",
+    "training.strategy",
+    "enable_cache",
+    "beam_args",
 )
 
 

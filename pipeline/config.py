@@ -58,7 +58,7 @@ class Config:
     beam_args: list[str] = dataclasses.field(default_factory=list)
     sample_data: SampleDataConfig = dataclasses.field(default_factory=SampleDataConfig)
 
-    def resolved(self, base: Path | None = None) -> "Config":
+    def resolved(self, base: Path | None = None) -> Config:
         """Absolute local paths (URIs such as gs:// are kept as they are)."""
         base = base or Path.cwd()
 

@@ -31,9 +31,7 @@ def _example_gen(config: Config, schema: tfx.dsl.Channel) -> ElwcExampleGen:
     range_config = None
     if examples.span is not None:
         range_config = range_config_pb2.RangeConfig(
-            static_range=range_config_pb2.StaticRange(
-                start_span_number=examples.span, end_span_number=examples.span
-            )
+            static_range=range_config_pb2.StaticRange(start_span_number=examples.span, end_span_number=examples.span)
         )
     return ElwcExampleGen(
         input_base=config.data_root,
@@ -60,9 +58,7 @@ def create_components(config: Config) -> list:
     schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_path(config))
     example_gen = _example_gen(config, schema_gen.outputs["schema"])
     data_view = ElwcDataView(schema=schema_gen.outputs["schema"])
-    binder = DataViewBinder(
-        input_examples=example_gen.outputs["examples"], data_view=data_view.outputs["data_view"]
-    )
+    binder = DataViewBinder(input_examples=example_gen.outputs["examples"], data_view=data_view.outputs["data_view"])
     with open(schema_path(config)) as handle:
         schema_text = handle.read()
     transform = tfx.components.Transform(

@@ -6,7 +6,7 @@ document are skipped (they have no ideal DCG), as TF-Ranking does.
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -42,4 +42,6 @@ def mean_ndcg(lists: Iterable[tuple[np.ndarray, np.ndarray]], k: int = 10) -> fl
 def random_ndcg(lists: list[np.ndarray], k: int = 10, repeats: int = 20, seed: int = 0) -> float:
     """Expected NDCG@k of a random ordering, estimated over ``repeats`` shuffles."""
     rng = np.random.default_rng(seed)
-    return float(np.mean([mean_ndcg(((labels, rng.random(labels.size)) for labels in lists), k) for _ in range(repeats)]))
+    return float(
+        np.mean([mean_ndcg(((labels, rng.random(labels.size)) for labels in lists), k) for _ in range(repeats)])
+    )

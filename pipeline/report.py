@@ -13,6 +13,8 @@ from ml_metadata.proto import metadata_store_pb2
 from modules.trainer import METRICS_FILE
 
 _PIPELINE_RUN_CONTEXT = "pipeline_run"
+_PIPELINE_CONTEXT = "pipeline"
+_NODE_CONTEXT = "node"
 
 
 @dataclasses.dataclass
@@ -54,11 +56,16 @@ def open_store(metadata_path: str) -> metadata_store.MetadataStore:
     return metadata_store.MetadataStore(config)
 
 
-def _node_id(execution: metadata_store_pb2.Execution) -> str:
-    for key in ("component_id", "node_id"):
-        if key in execution.custom_properties:
-            return execution.custom_properties[key].string_value
-    return execution.name or str(execution.id)
+def _node_ids(store: metadata_store.MetadataStore, pipeline_name: str) -> dict[int, str]:
+    """Execution id -> node id, from the ``node`` contexts (named ``<pipeline>.<node>``)."""
+    node_ids = {}
+    for context in store.get_contexts_by_type(_NODE_CONTEXT):
+        prefix, _, node = context.name.partition(".")
+        if prefix != pipeline_name:
+            continue
+        for execution in store.get_executions_by_context(context.id):
+            node_ids[execution.id] = node
+    return node_ids
 
 
 def latest_run_report(metadata_path: str) -> RunReport:
@@ -69,8 +76,10 @@ def latest_run_report(metadata_path: str) -> RunReport:
         raise LookupError(f"no pipeline run recorded in '{metadata_path}'")
     run = max(runs, key=lambda context: (context.create_time_since_epoch, context.id))
     executions = store.get_executions_by_context(run.id)
+    pipelines = [c for c in store.get_contexts_by_execution(executions[0].id) if c.type == _PIPELINE_CONTEXT]
+    node_ids = _node_ids(store, pipelines[0].name) if pipelines else {}
     states = {
-        _node_id(e): metadata_store_pb2.Execution.State.Name(e.last_known_state) for e in executions
+        node_ids.get(e.id, str(e.id)): metadata_store_pb2.Execution.State.Name(e.last_known_state) for e in executions
     }
     events = store.get_events_by_execution_ids([e.id for e in executions])
     output_ids = sorted({e.artifact_id for e in events if e.type == metadata_store_pb2.Event.OUTPUT})

@@ -17,8 +17,18 @@ from pathlib import Path
 import numpy as np
 
 COLUMNS = (
-    "query_id", "doc_id", "position", "query_length", "user_tenure_days",
-    "price", "price_change_7d", "num_reviews", "rating", "ctr_7d", "text_match", "label",
+    "query_id",
+    "doc_id",
+    "position",
+    "query_length",
+    "user_tenure_days",
+    "price",
+    "price_change_7d",
+    "num_reviews",
+    "rating",
+    "ctr_7d",
+    "text_match",
+    "label",
 )
 ORACLE_COLUMNS = ("query_id", "doc_id", "relevance", "label")
 # Label thresholds on the noisy relevance (about 45/25/15/10/5 % of documents).
@@ -127,8 +137,9 @@ def write_span(root: Path, span: int, spec: SampleSpec) -> int:
     return n
 
 
-def write_sample_data(root: str | Path, spec: SampleSpec = SampleSpec()) -> int:
+def write_sample_data(root: str | Path, spec: SampleSpec | None = None) -> int:
     """Writes spans 1..spec.spans under ``root``; returns the total number of rows."""
+    spec = spec or SampleSpec()
     root = Path(root)
     return sum(write_span(root, span, spec) for span in range(1, spec.spans + 1))
 

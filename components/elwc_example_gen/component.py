@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 from tfx import types
 from tfx.components.example_gen import utils
 from tfx.dsl.components.base import base_beam_component, executor_spec
@@ -32,9 +30,9 @@ class ElwcExampleGen(base_beam_component.BaseBeamComponent):
         self,
         input_base: str,
         schema: types.BaseChannel,
-        input_config: Optional[example_gen_pb2.Input] = None,
-        output_config: Optional[example_gen_pb2.Output] = None,
-        range_config: Optional[range_config_pb2.RangeConfig] = None,
+        input_config: example_gen_pb2.Input | None = None,
+        output_config: example_gen_pb2.Output | None = None,
+        range_config: range_config_pb2.RangeConfig | None = None,
         max_list_size: int = 0,
     ):
         input_config = input_config or utils.make_default_input_config("span-{SPAN}/*.csv")

@@ -9,7 +9,7 @@ the pattern, never a silent fall-back to other data.
 
 from __future__ import annotations
 
-from typing import Iterable, Optional
+from collections.abc import Iterable
 
 from tfx.components.example_gen import driver, input_processor
 from tfx.proto import example_gen_pb2, range_config_pb2
@@ -38,8 +38,8 @@ class ElwcDriver(driver.FileBasedDriver):
     def get_input_processor(
         self,
         splits: Iterable[example_gen_pb2.Input.Split],
-        range_config: Optional[range_config_pb2.RangeConfig] = None,
-        input_base_uri: Optional[str] = None,
+        range_config: range_config_pb2.RangeConfig | None = None,
+        input_base_uri: str | None = None,
     ) -> input_processor.InputProcessor:
         if not input_base_uri:
             raise ValueError("ElwcExampleGen needs input_base (the data root)")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import tensorflow as tf
 from tensorflow_serving.apis import input_pb2

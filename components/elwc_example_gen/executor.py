@@ -12,7 +12,8 @@ from __future__ import annotations
 import csv
 import io
 import os
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import apache_beam as beam
 from apache_beam.io import fileio

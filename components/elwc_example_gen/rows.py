@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 from modules.features import Dtype, Feature, FeatureSet, Role
 
@@ -48,7 +48,7 @@ class ColumnLayout:
     width: int
 
     @classmethod
-    def from_header(cls, header: Sequence[str], feature_set: FeatureSet, source: str) -> "ColumnLayout":
+    def from_header(cls, header: Sequence[str], feature_set: FeatureSet, source: str) -> ColumnLayout:
         positions = {name.strip(): i for i, name in enumerate(header)}
         required = [feature_set.query_id.name, feature_set.label.name]
         missing = [name for name in required if name not in positions]
@@ -81,9 +81,7 @@ def parse_value(feature: Feature, text: str) -> Value | None:
     return value
 
 
-def parse_row(
-    cells: Sequence[str], layout: ColumnLayout, feature_set: FeatureSet, source: str, line: int
-) -> ParsedRow:
+def parse_row(cells: Sequence[str], layout: ColumnLayout, feature_set: FeatureSet, source: str, line: int) -> ParsedRow:
     if len(cells) != layout.width:
         raise BadRowError(source, line, "column_count", f"expected {layout.width} columns, found {len(cells)}")
     context: dict[str, Value] = {}

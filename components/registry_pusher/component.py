@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 from tfx import types
 from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import standard_artifacts
@@ -23,7 +21,7 @@ class RegistryPusher(base_component.BaseComponent):
         model: types.BaseChannel,
         registry_root: str,
         model_name: str,
-        model_run: Optional[types.BaseChannel] = None,
+        model_run: types.BaseChannel | None = None,
     ):
         super().__init__(
             spec=RegistryPusherSpec(

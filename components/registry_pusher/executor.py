@@ -37,5 +37,11 @@ class Executor(base_executor.BaseExecutor):
         pushed.set_string_custom_property("model_name", registered.model_name)
         io_utils.write_string_file(
             os.path.join(pushed.uri, "registration.json"),
-            json.dumps({"version": registered.version, "path": registered.path, "newly_registered": registered.newly_registered}),
+            json.dumps(
+                {
+                    "version": registered.version,
+                    "path": registered.path,
+                    "newly_registered": registered.newly_registered,
+                }
+            ),
         )

@@ -20,8 +20,9 @@ import json
 import os
 import shutil
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 INDEX_FILE = "registry.json"
 LOCK_FILE = ".lock"
@@ -137,7 +138,7 @@ class LocalRegistry:
             entry = {
                 "version": version,
                 "source": source,
-                "registered_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                "registered_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
                 "metadata": metadata or {},
             }
             index["versions"].append(entry)

@@ -1,0 +1,37 @@
+# Two entry points for a fresh machine (see README): `make run` and `make test`.
+# Both create or update .venv from requirements.lock first; nothing else to type.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test lint venv lock clean-home
+
+venv: $(STAMP)
+
+# The lock is installed exactly (uv pip sync, no resolution), then this project
+# in editable mode. uv comes from the lock too; plain pip only bootstraps it.
+$(STAMP): requirements.lock setup.py
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check "$$(grep '^uv==' requirements.lock)"
+	$(BIN)/uv pip sync --python $(BIN)/python requirements.lock
+	$(BIN)/uv pip install --python $(BIN)/python --no-deps --no-build-isolation -e .
+	$(BIN)/python -c "from google.protobuf.internal import api_implementation as a; t = a.Type(); assert t == 'upb', f'protobuf backend is {t}, expected upb (see README: Dependencies)'"
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/ltr run $(ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Re-resolve the lock after editing requirements.in (the only way dependencies change).
+lock:
+	$(BIN)/uv pip compile --python-version 3.11 --python-platform x86_64-manylinux_2_28 requirements.in -o requirements.lock
+
+clean-home:
+	rm -rf ltr-home
