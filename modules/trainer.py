@@ -13,12 +13,18 @@ from modules.distribution import make_strategy
 from modules.fn_inputs import FnInputs
 from modules.model import NDCG_METRIC, build_model
 from modules.serving import export_serving_model
+from modules.training_config import REQUIRE_HYPERPARAMETERS_KEY
 
 METRICS_FILE = "metrics.json"
 
 
 def run_fn(fn_args) -> None:
     inputs = FnInputs.from_fn_args(fn_args)
+    if fn_args.hyperparameters is None and (fn_args.custom_config or {}).get(REQUIRE_HYPERPARAMETERS_KEY):
+        raise ValueError(
+            "tuning is off but no hyperparameters reached the Trainer: the Importer URI is empty or "
+            "no earlier Tuner result exists in MLMD; run once with the Tuner on"
+        )
     hp = hparams_lib.from_config(fn_args.hyperparameters)
     logging.info("Training with hyperparameters %s", hparams_lib.values(hp))
     tf.keras.utils.set_random_seed(inputs.config.seed)

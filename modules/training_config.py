@@ -10,6 +10,9 @@ import dataclasses
 from typing import Any
 
 STRATEGIES = ("none", "mirrored")
+# custom_config key: True when the Tuner is off, so training without imported
+# hyperparameters fails instead of silently using the defaults.
+REQUIRE_HYPERPARAMETERS_KEY = "require_hyperparameters"
 
 
 @dataclasses.dataclass

@@ -9,22 +9,38 @@ import sys
 from collections.abc import Sequence
 
 from pipeline.config import ConfigError, apply_overrides, load_config
+from pipeline.retraining import RetrainingError
+
+
+def _add_common_flags(parser: argparse.ArgumentParser) -> None:
+    """Flags shared by `run` and `compile`: they override the config."""
+    parser.add_argument("--config", help="YAML config file (merged over pipeline/default_config.yaml)")
+    parser.add_argument(
+        "--tuner",
+        dest="tuner.enabled",
+        choices=("on", "off"),
+        type=str.lower,
+        help="off: retrain without tuning, hyperparameters from --hyperparameters or the latest Tuner run",
+    )
+    parser.add_argument(
+        "--hyperparameters", dest="tuner.hyperparameters_uri", help="HyperParameters artifact URI to import"
+    )
+    parser.add_argument("--span", dest="examples.span", type=int, help="process exactly this span (default: latest)")
+    parser.add_argument("--train-steps", dest="training.train_steps", type=int)
+    parser.add_argument("--tuner-trials", dest="tuner.max_trials", type=int)
+    parser.add_argument("--tuner-steps", dest="tuner.train_steps", type=int)
 
 
 def _add_run_parser(subparsers) -> None:
     run = subparsers.add_parser("run", help="run the whole pipeline locally (LocalDagRunner, SQLite MLMD)")
-    run.add_argument("--config", help="YAML config file (merged over pipeline/default_config.yaml)")
+    _add_common_flags(run)
     run.add_argument("--data", dest="data_root", help="data root (ExampleGen input_base)")
     run.add_argument("--pipeline-root", dest="pipeline_root")
     run.add_argument("--metadata-path", dest="metadata_path", help="SQLite MLMD database file")
     run.add_argument("--registry-root", dest="registry_root")
     run.add_argument("--schema", dest="schema_path")
-    run.add_argument("--span", dest="examples.span", type=int, help="process exactly this span (default: latest)")
     run.add_argument("--max-list-size", dest="examples.max_list_size", type=int)
     run.add_argument("--list-size", dest="training.list_size", type=int)
-    run.add_argument("--train-steps", dest="training.train_steps", type=int)
-    run.add_argument("--tuner-trials", dest="tuner.max_trials", type=int)
-    run.add_argument("--tuner-steps", dest="tuner.train_steps", type=int)
     run.add_argument("--strategy", dest="training.strategy")
     run.add_argument("--no-cache", dest="enable_cache", action="store_const", const=False)
     run.add_argument("--beam-arg", dest="beam_args", action="append", help="Beam pipeline arg (repeatable)")
@@ -38,37 +54,63 @@ def _add_sample_parser(subparsers) -> None:
     sample.add_argument("--seed", type=int, default=7)
 
 
+def _add_compile_parser(subparsers) -> None:
+    compile_ = subparsers.add_parser(
+        "compile", help="compile the pipeline for Vertex AI Pipelines / Kubeflow Pipelines 2.x (KFP v2 JSON)"
+    )
+    _add_common_flags(compile_)
+    compile_.add_argument(
+        "--target",
+        choices=("vertex", "kubeflow"),
+        default="vertex",
+        help="vertex: a PipelineJob JSON; kubeflow: its PipelineSpec JSON for KFP 2.x",
+    )
+    compile_.add_argument("--output-dir", default="kubeflow", help="where to write the JSON (default: kubeflow/)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ltr", description=__doc__)
     subparsers = parser.add_subparsers(dest="command", required=True)
     _add_run_parser(subparsers)
+    _add_compile_parser(subparsers)
     _add_sample_parser(subparsers)
     return parser
 
 
-_RUN_OPTION_KEYS = (
+# Config keys that flags override (argparse dest names are the dotted keys).
+_COMMON_OPTION_KEYS = (
+    "tuner.enabled",
+    "tuner.hyperparameters_uri",
+    "examples.span",
+    "training.train_steps",
+    "tuner.max_trials",
+    "tuner.train_steps",
+)
+_RUN_OPTION_KEYS = _COMMON_OPTION_KEYS + (
     "data_root",
     "pipeline_root",
     "metadata_path",
     "registry_root",
     "schema_path",
-    "examples.span",
     "examples.max_list_size",
     "training.list_size",
-    "training.train_steps",
-    "tuner.max_trials",
-    "tuner.train_steps",
     "training.strategy",
     "enable_cache",
     "beam_args",
 )
 
 
+def _config_from_args(args: argparse.Namespace, keys: tuple[str, ...]):
+    overrides = {key: getattr(args, key) for key in keys}
+    if overrides["tuner.enabled"] is not None:
+        overrides["tuner.enabled"] = overrides["tuner.enabled"] == "on"
+    return apply_overrides(load_config(args.config), overrides).resolved()
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from pipeline.local_run import ensure_sample_data, run_local
 
-    overrides = {key: getattr(args, key) for key in _RUN_OPTION_KEYS}
-    config = apply_overrides(load_config(args.config), overrides).resolved()
+    config = _config_from_args(args, _RUN_OPTION_KEYS)
     if ensure_sample_data(config):
         print(f"Generated sample data under {config.data_root}")
     report = run_local(config)
@@ -87,6 +129,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_compile(args: argparse.Namespace) -> int:
+    from pipeline.kubeflow import compile_pipeline
+
+    config = _config_from_args(args, _COMMON_OPTION_KEYS)
+    path = compile_pipeline(config, target=args.target, output_dir=args.output_dir)
+    print(f"Compiled pipeline '{config.pipeline_name}' for {args.target}: {path}")
+    return 0
+
+
 def _cmd_sample_data(args: argparse.Namespace) -> int:
     from pipeline.sample_data import SampleSpec, write_sample_data
 
@@ -102,9 +153,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "run":
             return _cmd_run(args)
+        if args.command == "compile":
+            return _cmd_compile(args)
         return _cmd_sample_data(args)
     except ConfigError as error:
         print(f"ltr: configuration error: {error}", file=sys.stderr)
+        return 2
+    except RetrainingError as error:
+        print(f"ltr: {error}", file=sys.stderr)
         return 2
 
 

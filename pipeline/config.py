@@ -33,6 +33,7 @@ class TunerConfig:
     enabled: bool = True
     max_trials: int = 3
     train_steps: int = 120
+    hyperparameters_uri: str | None = None  # retraining (enabled: false): import these
 
 
 @dataclasses.dataclass
@@ -40,6 +41,16 @@ class SampleDataConfig:
     spans: int = 2
     queries: int = 400
     seed: int = 7
+
+
+@dataclasses.dataclass
+class CloudConfig:
+    """Settings used only by ``ltr compile`` (Vertex AI / Kubeflow Pipelines)."""
+
+    project: str | None = None
+    region: str = "us-central1"
+    image: str = "ltr:latest"  # the container image built from kubeflow/Dockerfile
+    display_name: str | None = None
 
 
 @dataclasses.dataclass
@@ -57,6 +68,7 @@ class Config:
     tuner: TunerConfig = dataclasses.field(default_factory=TunerConfig)
     beam_args: list[str] = dataclasses.field(default_factory=list)
     sample_data: SampleDataConfig = dataclasses.field(default_factory=SampleDataConfig)
+    cloud: CloudConfig = dataclasses.field(default_factory=CloudConfig)
 
     def resolved(self, base: Path | None = None) -> Config:
         """Absolute local paths (URIs such as gs:// are kept as they are)."""
@@ -70,6 +82,10 @@ class Config:
             setattr(config, name, absolute(getattr(config, name)))
         if config.schema_path:
             config.schema_path = absolute(config.schema_path)
+        if config.tuner.hyperparameters_uri:
+            config.tuner = dataclasses.replace(
+                config.tuner, hyperparameters_uri=absolute(config.tuner.hyperparameters_uri)
+            )
         return config
 
 

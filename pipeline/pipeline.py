@@ -6,33 +6,34 @@ import dataclasses
 import os
 
 from tfx import v1 as tfx
-from tfx.components.experimental.data_view.binder_component import DataViewBinder
+from tfx.dsl.components.base import base_node
+from tfx.orchestration import data_types
 from tfx.orchestration import pipeline as tfx_pipeline
 from tfx.proto import example_gen_pb2, range_config_pb2
+from tfx.utils import io_utils
 
-from components.elwc_data_view import ElwcDataView
 from components.elwc_example_gen import ElwcExampleGen
+from components.ranking_tuner import RankingTuner
 from components.registry_pusher import RegistryPusher
 from modules.features import DEFAULT_SCHEMA_PATH
 from modules.preprocessing import SCHEMA_CONFIG_KEY
+from modules.training_config import REQUIRE_HYPERPARAMETERS_KEY
 from pipeline.config import Config
 
 PREPROCESSING_FN = "modules.preprocessing.preprocessing_fn"
 TUNER_FN = "modules.tuner.tuner_fn"
 RUN_FN = "modules.trainer.run_fn"
+TUNER_ID = "Tuner"
+HYPERPARAMETERS_IMPORTER_ID = "HyperparametersImporter"
+HYPERPARAMETERS_RESOLVER_ID = "LatestHyperparametersResolver"
 
 
 def schema_path(config: Config) -> str:
     return config.schema_path or str(DEFAULT_SCHEMA_PATH)
 
 
-def _example_gen(config: Config, schema: tfx.dsl.Channel) -> ElwcExampleGen:
+def _example_gen(config: Config, schema: tfx.dsl.Channel, range_config) -> ElwcExampleGen:
     examples = config.examples
-    range_config = None
-    if examples.span is not None:
-        range_config = range_config_pb2.RangeConfig(
-            static_range=range_config_pb2.StaticRange(start_span_number=examples.span, end_span_number=examples.span)
-        )
     return ElwcExampleGen(
         input_base=config.data_root,
         schema=schema,
@@ -52,17 +53,51 @@ def _example_gen(config: Config, schema: tfx.dsl.Channel) -> ElwcExampleGen:
     )
 
 
-def create_components(config: Config) -> list:
+@dataclasses.dataclass(frozen=True)
+class PipelineParameters:
+    """Execution parameters that a compiled pipeline exposes as runtime parameters.
+
+    Locally they are plain values from the config; ``pipeline.kubeflow`` replaces
+    them with ``RuntimeParameter``s whose defaults come from the same config.
+    """
+
+    range_config: range_config_pb2.RangeConfig | data_types.RuntimeParameter | None
+    train_args: tfx.proto.TrainArgs | data_types.RuntimeParameter
+    tuner_train_args: tfx.proto.TrainArgs | data_types.RuntimeParameter
+    tuner_trials: int | data_types.RuntimeParameter
+    # Where ImportSchemaGen reads the schema at run time, if not the config's
+    # path (a compiled pipeline reads the copy inside its container image).
+    schema_file: str | None = None
+
+    @classmethod
+    def from_config(cls, config: Config) -> PipelineParameters:
+        return cls(
+            range_config=span_range_config(config.examples.span),
+            train_args=tfx.proto.TrainArgs(num_steps=config.training.train_steps),
+            tuner_train_args=tfx.proto.TrainArgs(num_steps=config.tuner.train_steps),
+            tuner_trials=config.tuner.max_trials,
+        )
+
+
+def span_range_config(span: int | None) -> range_config_pb2.RangeConfig | None:
+    """Exactly ``span``; None means the latest span (the driver's default)."""
+    if span is None:
+        return None
+    return range_config_pb2.RangeConfig(
+        static_range=range_config_pb2.StaticRange(start_span_number=span, end_span_number=span)
+    )
+
+
+def create_components(config: Config, params: PipelineParameters | None = None) -> list:
     """All components of the ranking pipeline, wired through their channels."""
+    params = params or PipelineParameters.from_config(config)
     training = config.training
-    schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_path(config))
-    example_gen = _example_gen(config, schema_gen.outputs["schema"])
-    data_view = ElwcDataView(schema=schema_gen.outputs["schema"])
-    binder = DataViewBinder(input_examples=example_gen.outputs["examples"], data_view=data_view.outputs["data_view"])
-    with open(schema_path(config)) as handle:
-        schema_text = handle.read()
+    schema_gen = tfx.components.ImportSchemaGen(schema_file=params.schema_file or schema_path(config))
+    example_gen = _example_gen(config, schema_gen.outputs["schema"], params.range_config)
+    # Read now, at definition time: Transform ignores its Schema input for ELWC.
+    schema_text = io_utils.read_string_file(schema_path(config))
     transform = tfx.components.Transform(
-        examples=binder.outputs["output_examples"],
+        examples=example_gen.outputs["examples"],
         schema=schema_gen.outputs["schema"],
         preprocessing_fn=PREPROCESSING_FN,
         custom_config={SCHEMA_CONFIG_KEY: schema_text},
@@ -70,31 +105,34 @@ def create_components(config: Config) -> list:
         # path as serving), so nothing is materialized.
         materialize=False,
     )
-    training_custom_config = dataclasses.asdict(training)
+    training_custom_config = {**dataclasses.asdict(training), REQUIRE_HYPERPARAMETERS_KEY: not config.tuner.enabled}
     eval_args = tfx.proto.EvalArgs(num_steps=training.eval_steps or None)
 
-    components = [schema_gen, example_gen, data_view, binder, transform]
-    hyperparameters = None
+    components = [schema_gen, example_gen, transform]
     if config.tuner.enabled:
-        tuner = tfx.components.Tuner(
+        tuner = RankingTuner(
             tuner_fn=TUNER_FN,
-            examples=binder.outputs["output_examples"],
+            examples=example_gen.outputs["examples"],
             transform_graph=transform.outputs["transform_graph"],
             schema=schema_gen.outputs["schema"],
-            train_args=tfx.proto.TrainArgs(num_steps=config.tuner.train_steps),
+            max_trials=params.tuner_trials,
+            train_args=params.tuner_train_args,
             eval_args=eval_args,
-            custom_config={**training_custom_config, "max_trials": config.tuner.max_trials},
-        )
+            custom_config=training_custom_config,
+        ).with_id(TUNER_ID)
         hyperparameters = tuner.outputs["best_hyperparameters"]
         components.append(tuner)
+    else:
+        source, hyperparameters = _earlier_hyperparameters(config)
+        components.append(source)
 
     trainer = tfx.components.Trainer(
         run_fn=RUN_FN,
-        examples=binder.outputs["output_examples"],
+        examples=example_gen.outputs["examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
         hyperparameters=hyperparameters,
-        train_args=tfx.proto.TrainArgs(num_steps=training.train_steps),
+        train_args=params.train_args,
         eval_args=eval_args,
         custom_config=training_custom_config,
     )
@@ -107,11 +145,32 @@ def create_components(config: Config) -> list:
     return components + [trainer, pusher]
 
 
-def create_pipeline(config: Config, metadata_connection_config=None) -> tfx_pipeline.Pipeline:
+def _earlier_hyperparameters(config: Config) -> tuple[base_node.BaseNode, tfx.dsl.Channel]:
+    """Retraining: hyperparameters from an Importer (URI given) or the latest Tuner output in MLMD."""
+    if config.tuner.hyperparameters_uri:
+        importer = tfx.dsl.Importer(
+            source_uri=config.tuner.hyperparameters_uri,
+            artifact_type=tfx.types.standard_artifacts.HyperParameters,
+        ).with_id(HYPERPARAMETERS_IMPORTER_ID)
+        return importer, importer.outputs["result"]
+    resolver = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestArtifactStrategy,
+        hyperparameters=tfx.dsl.Channel(
+            type=tfx.types.standard_artifacts.HyperParameters,
+            producer_component_id=TUNER_ID,
+            output_key="best_hyperparameters",
+        ),
+    ).with_id(HYPERPARAMETERS_RESOLVER_ID)
+    return resolver, resolver.outputs["hyperparameters"]
+
+
+def create_pipeline(
+    config: Config, metadata_connection_config=None, params: PipelineParameters | None = None
+) -> tfx_pipeline.Pipeline:
     return tfx_pipeline.Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=config.pipeline_root,
-        components=create_components(config),
+        components=create_components(config, params),
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=list(config.beam_args),

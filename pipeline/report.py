@@ -23,6 +23,7 @@ class RunReport:
     executions: dict[str, str]  # node id -> state name
     outputs: dict[str, list[metadata_store_pb2.Artifact]]  # artifact type -> artifacts
     metadata_path: str
+    inputs: dict[str, dict[str, list[metadata_store_pb2.Artifact]]]  # node id -> artifact type -> artifacts
 
     def artifact(self, type_name: str) -> metadata_store_pb2.Artifact:
         found = self.outputs.get(type_name)
@@ -82,10 +83,16 @@ def latest_run_report(metadata_path: str) -> RunReport:
         node_ids.get(e.id, str(e.id)): metadata_store_pb2.Execution.State.Name(e.last_known_state) for e in executions
     }
     events = store.get_events_by_execution_ids([e.id for e in executions])
-    output_ids = sorted({e.artifact_id for e in events if e.type == metadata_store_pb2.Event.OUTPUT})
-    artifacts = store.get_artifacts_by_id(output_ids)
+    artifacts = {a.id: a for a in store.get_artifacts_by_id(sorted({e.artifact_id for e in events}))}
     type_names = {t.id: t.name for t in store.get_artifact_types()}
     outputs: dict[str, list[metadata_store_pb2.Artifact]] = {}
-    for artifact in sorted(artifacts, key=lambda a: a.id):
-        outputs.setdefault(type_names[artifact.type_id], []).append(artifact)
-    return RunReport(run.name, states, outputs, metadata_path)
+    inputs: dict[str, dict[str, list[metadata_store_pb2.Artifact]]] = {}
+    for event in sorted(events, key=lambda e: e.artifact_id):
+        artifact = artifacts[event.artifact_id]
+        type_name = type_names[artifact.type_id]
+        if event.type == metadata_store_pb2.Event.OUTPUT:
+            outputs.setdefault(type_name, []).append(artifact)
+        elif event.type == metadata_store_pb2.Event.INPUT:
+            node = node_ids.get(event.execution_id, str(event.execution_id))
+            inputs.setdefault(node, {}).setdefault(type_name, []).append(artifact)
+    return RunReport(run.name, states, outputs, metadata_path, inputs)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,12 +15,12 @@ from tensorflow_serving.apis import input_pb2
 from pipeline.config import apply_overrides, load_config
 from pipeline.local_run import ensure_sample_data, run_local
 from pipeline.ranking_metrics import mean_ndcg, random_ndcg
+from pipeline.retraining import RetrainingError
+from pipeline.sample_data import SampleSpec, write_span
 
 EXPECTED_NODES = {
     "ImportSchemaGen",
     "ElwcExampleGen",
-    "ElwcDataView",
-    "DataViewBinder",
     "Transform",
     "Tuner",
     "Trainer",
@@ -108,3 +110,32 @@ def test_registered_model_scores_serialized_elwc_and_beats_random(run):
 def test_tuned_hyperparameters_reach_the_trainer(run):
     _, report = run
     assert report.artifact("HyperParameters").uri
+
+
+def test_retraining_without_tuner_fails_fast_without_earlier_results(tmp_path):
+    config = apply_overrides(
+        load_config(),
+        {"metadata_path": str(tmp_path / "md.sqlite"), "pipeline_root": str(tmp_path / "p"), "tuner.enabled": False},
+    )
+    with pytest.raises(RetrainingError, match="no earlier Tuner result of pipeline 'ltr'"):
+        run_local(config)
+    assert not (tmp_path / "p").exists()  # no component ran
+
+    config = apply_overrides(config, {"tuner.hyperparameters_uri": str(tmp_path / "missing")})
+    with pytest.raises(RetrainingError, match="holds no best_hyperparameters.txt"):
+        run_local(config)
+
+
+def test_retraining_on_a_new_span_reuses_the_tuned_hyperparameters(run):
+    config, first = run
+    tuned = first.artifact("HyperParameters")
+    write_span(Path(config.data_root), 3, SampleSpec(queries=config.sample_data.queries, seed=11))
+
+    report = run_local(dataclasses.replace(config, tuner=dataclasses.replace(config.tuner, enabled=False)))
+    assert "Tuner" not in report.executions
+    assert report.executions["LatestHyperparametersResolver"] == "COMPLETE"
+    assert report.executions["Trainer"] == "COMPLETE"  # new span: really retrained, not cached
+    assert report.artifact("Examples").custom_properties["span"].int_value == 3
+    # Lineage: the Trainer consumed exactly the Tuner's best_hyperparameters artifact of the first run.
+    assert [a.id for a in report.inputs["Trainer"]["HyperParameters"]] == [tuned.id]
+    assert report.registration["version"] == 2

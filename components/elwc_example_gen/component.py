@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from tfx import types
 from tfx.components.example_gen import utils
+from tfx.components.example_gen.component import FileBasedExampleGen
 from tfx.dsl.components.base import base_beam_component, executor_spec
 from tfx.proto import example_gen_pb2, range_config_pb2
 from tfx.types import standard_artifacts
@@ -12,7 +13,7 @@ from components.elwc_example_gen import driver, executor
 from components.elwc_example_gen.spec import ElwcExampleGenSpec
 
 
-class ElwcExampleGen(base_beam_component.BaseBeamComponent):
+class ElwcExampleGen(FileBasedExampleGen):
     """Groups one-row-per-(query, document) logs into ExampleListWithContext records.
 
     Input files are found under ``input_base`` by the patterns of
@@ -20,6 +21,10 @@ class ElwcExampleGen(base_beam_component.BaseBeamComponent):
     artifact holds GZIP TFRecords of serialized ELWC with
     ``payload_format=FORMAT_PROTO`` and the resolved span, version and input
     fingerprint as properties.
+
+    It subclasses ``FileBasedExampleGen`` so that TFX's Kubeflow V2 / Vertex AI
+    compiler gives it the span-resolving driver step (``pre_cache_check``) that
+    runs before the cache lookup: a new span is then never a cache hit.
     """
 
     SPEC_CLASS = ElwcExampleGenSpec
@@ -48,4 +53,5 @@ class ElwcExampleGen(base_beam_component.BaseBeamComponent):
             schema=schema,
             examples=types.Channel(type=standard_artifacts.Examples),
         )
-        super().__init__(spec=spec)
+        # FileBasedExampleGen.__init__ builds its own spec: skip it.
+        base_beam_component.BaseBeamComponent.__init__(self, spec=spec)

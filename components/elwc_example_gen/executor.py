@@ -23,6 +23,7 @@ from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenE
 from tfx.types import artifact_utils
 from tfx.utils import io_utils
 
+from components.elwc_example_gen.data_view import attach_data_view
 from components.elwc_example_gen.elwc import build_elwc
 from components.elwc_example_gen.rows import ColumnLayout, ParsedRow, parse_row
 from components.elwc_example_gen.spec import MAX_LIST_SIZE_KEY
@@ -102,5 +103,6 @@ class Executor(BaseExampleGenExecutor):
         schema_file = io_utils.get_only_uri_in_dir(schema_uri)
         exec_properties = dict(exec_properties)
         exec_properties[SCHEMA_TEXT_KEY] = io_utils.read_string_file(schema_file)
-        _feature_set(exec_properties)  # Fail before Beam starts if the schema is invalid.
+        feature_set = _feature_set(exec_properties)  # Fail before Beam starts if the schema is invalid.
         super().Do(input_dict, output_dict, exec_properties)
+        attach_data_view(artifact_utils.get_single_instance(output_dict["examples"]), feature_set)
