@@ -19,7 +19,7 @@ from tfx_bsl.coders import tf_graph_record_decoder
 
 from modules.features import Dtype, Feature, FeatureSet
 
-_TF_DTYPES = {Dtype.INT: tf.int64, Dtype.FLOAT: tf.float32, Dtype.BYTES: tf.string}
+TF_DTYPES = {Dtype.INT: tf.int64, Dtype.FLOAT: tf.float32, Dtype.BYTES: tf.string}
 
 
 def _raw_elwc_descriptor() -> bytes:
@@ -43,7 +43,7 @@ _DESCRIPTOR_SOURCE = b"bytes://" + _raw_elwc_descriptor()
 
 
 def _ragged_spec(features: tuple[Feature, ...]) -> dict[str, tf.io.RaggedFeature]:
-    return {f.name: tf.io.RaggedFeature(dtype=_TF_DTYPES[f.dtype], row_splits_dtype=tf.int64) for f in features}
+    return {f.name: tf.io.RaggedFeature(dtype=TF_DTYPES[f.dtype], row_splits_dtype=tf.int64) for f in features}
 
 
 def split_elwc(records: tf.Tensor) -> tuple[tf.Tensor, tf.RaggedTensor]:

@@ -38,8 +38,16 @@ class Dtype(str, enum.Enum):
 
 
 class Transform(str, enum.Enum):
-    LOG1P = "log1p"
+    LOG1P = "log1p"  # sign(x) * log1p(|x|), the default for numeric features
     PASSTHROUGH = "passthrough"
+    ZSCORE = "zscore"  # (x - mean) / std over all documents (or lists) of the data
+    BUCKETIZE = "bucketize"  # quantile bucket id (``buckets:N``, default 10); embedded by the model
+    VOCABULARY = "vocabulary"  # string -> id (``oov:N`` out-of-vocabulary buckets, default 1)
+
+
+NUMERIC_TRANSFORMS = frozenset({Transform.LOG1P, Transform.PASSTHROUGH, Transform.ZSCORE, Transform.BUCKETIZE})
+DEFAULT_BUCKETS = 10
+DEFAULT_OOV_BUCKETS = 1
 
 
 # Roles stored in the ELWC context; all others live on each document.
@@ -61,10 +69,12 @@ class Feature:
     name: str
     role: Role
     dtype: Dtype
-    default: float | None = None
+    default: float | str | None = None
     transform: Transform = Transform.LOG1P
     min_value: float | None = None
     max_value: float | None = None
+    buckets: int = DEFAULT_BUCKETS
+    oov_buckets: int = DEFAULT_OOV_BUCKETS
 
     @property
     def in_context(self) -> bool:
@@ -171,18 +181,18 @@ def _feature_from_proto(proto: schema_pb2.Feature) -> Feature:
         raise SchemaError(f"feature '{name}': type must be INT, FLOAT or BYTES")
     dtype = _TYPES[proto.type]
 
-    default = None
+    default: float | str | None = None
     if "default" in tags:
-        try:
-            default = float(tags["default"])
-        except ValueError:
-            raise SchemaError(f"feature '{name}': default '{tags['default']}' is not a number") from None
-        if not math.isfinite(default):
-            raise SchemaError(f"feature '{name}': default must be finite")
+        default = tags["default"] if dtype == Dtype.BYTES else _number(name, "default", tags["default"])
+    default_transform = Transform.VOCABULARY if dtype == Dtype.BYTES else Transform.LOG1P
     try:
-        transform = Transform(tags.get("transform", Transform.LOG1P.value))
+        transform = Transform(tags.get("transform", default_transform.value))
     except ValueError:
         raise SchemaError(f"feature '{name}': unknown transform '{tags['transform']}'") from None
+    buckets = int(_number(name, "buckets", tags.get("buckets", str(DEFAULT_BUCKETS))))
+    oov_buckets = int(_number(name, "oov", tags.get("oov", str(DEFAULT_OOV_BUCKETS))))
+    if buckets < 2 or oov_buckets < 1:
+        raise SchemaError(f"feature '{name}': buckets must be >= 2 and oov >= 1")
 
     min_value = max_value = None
     if proto.HasField("int_domain"):
@@ -197,11 +207,28 @@ def _feature_from_proto(proto: schema_pb2.Feature) -> Feature:
             max_value = float(proto.float_domain.max)
 
     if role in (Role.CONTEXT, Role.DOCUMENT):
-        if dtype == Dtype.BYTES:
-            raise SchemaError(f"feature '{name}': model features must be INT or FLOAT")
+        check_transform(name, dtype, transform)
         if default is None:
             raise SchemaError(f"feature '{name}': model features need a 'default:' tag")
-    return Feature(name, role, dtype, default, transform, min_value, max_value)
+    return Feature(name, role, dtype, default, transform, min_value, max_value, buckets, oov_buckets)
+
+
+def check_transform(name: str, dtype: Dtype, transform: Transform) -> None:
+    """String features need a vocabulary; numeric features any numeric transform."""
+    if dtype == Dtype.BYTES and transform != Transform.VOCABULARY:
+        raise SchemaError(f"feature '{name}': string features take 'transform:vocabulary', not '{transform.value}'")
+    if dtype != Dtype.BYTES and transform not in NUMERIC_TRANSFORMS:
+        raise SchemaError(f"feature '{name}': numeric features cannot take 'transform:{transform.value}'")
+
+
+def _number(name: str, key: str, text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise SchemaError(f"feature '{name}': {key} '{text}' is not a number") from None
+    if not math.isfinite(value):
+        raise SchemaError(f"feature '{name}': {key} must be finite")
+    return value
 
 
 def _check_feature_set(features: tuple[Feature, ...]) -> None:

@@ -33,7 +33,8 @@ def densify(
 
     def pad(ragged: tf.RaggedTensor, default: float) -> tf.Tensor:
         # Without list_size, to_tensor pads to the longest list of the batch.
-        return clip(ragged).to_tensor(default_value=default, shape=[None, list_size])
+        # Padding is masked out; for id features it is simply id 0.
+        return clip(ragged).to_tensor(default_value=tf.cast(default, ragged.dtype), shape=[None, list_size])
 
     features: dict[str, tf.Tensor] = {
         f.name: tf.expand_dims(pad(transformed[f.name], 0.0), -1) for f in feature_set.document

@@ -14,3 +14,29 @@ from modules.features import FeatureSet, load_feature_set  # noqa: E402
 @pytest.fixture(scope="session")
 def feature_set() -> FeatureSet:
     return load_feature_set()
+
+
+@pytest.fixture(scope="session")
+def pipeline_run(tmp_path_factory):
+    """One LocalDagRunner run of the whole pipeline on tiny sample data: (config, RunReport)."""
+    from pipeline.config import apply_overrides, load_config
+    from pipeline.local_run import ensure_sample_data, run_local
+
+    home = tmp_path_factory.mktemp("ltr-home")
+    config = apply_overrides(
+        load_config(),
+        {
+            "data_root": str(home / "data"),
+            "pipeline_root": str(home / "pipeline"),
+            "metadata_path": str(home / "metadata.sqlite"),
+            "registry_root": str(home / "registry"),
+            "sample_data.spans": 2,
+            "sample_data.queries": 150,
+            "training.train_steps": 150,
+            "training.batch_size": 16,
+            "tuner.max_trials": 2,
+            "tuner.train_steps": 20,
+        },
+    )
+    assert ensure_sample_data(config)
+    return config, run_local(config)

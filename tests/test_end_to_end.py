@@ -13,7 +13,7 @@ import tensorflow as tf
 from tensorflow_serving.apis import input_pb2
 
 from pipeline.config import apply_overrides, load_config
-from pipeline.local_run import ensure_sample_data, run_local
+from pipeline.local_run import run_local
 from pipeline.ranking_metrics import mean_ndcg, random_ndcg
 from pipeline.retraining import RetrainingError
 from pipeline.sample_data import SampleSpec, write_span
@@ -28,42 +28,20 @@ EXPECTED_NODES = {
 }
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    home = tmp_path_factory.mktemp("ltr-home")
-    config = apply_overrides(
-        load_config(),
-        {
-            "data_root": str(home / "data"),
-            "pipeline_root": str(home / "pipeline"),
-            "metadata_path": str(home / "metadata.sqlite"),
-            "registry_root": str(home / "registry"),
-            "sample_data.spans": 2,
-            "sample_data.queries": 150,
-            "training.train_steps": 150,
-            "training.batch_size": 16,
-            "tuner.max_trials": 2,
-            "tuner.train_steps": 20,
-        },
-    )
-    assert ensure_sample_data(config)
-    return config, run_local(config)
-
-
 def _records(pattern: str) -> list[bytes]:
     files = sorted(glob.glob(pattern))
     assert files, pattern
     return [r.numpy() for r in tf.data.TFRecordDataset(files, compression_type="GZIP")]
 
 
-def test_every_component_completes(run):
-    _, report = run
+def test_every_component_completes(pipeline_run):
+    _, report = pipeline_run
     assert set(report.executions) == EXPECTED_NODES
     assert set(report.executions.values()) == {"COMPLETE"}
 
 
-def test_examples_hold_every_input_row_of_the_latest_span(run):
-    config, report = run
+def test_examples_hold_every_input_row_of_the_latest_span(pipeline_run):
+    config, report = pipeline_run
     examples = report.artifact("Examples")
     assert examples.custom_properties["span"].int_value == 2  # the latest span, by default
     with open(os.path.join(config.data_root, "span-2", "logs.csv")) as handle:
@@ -82,8 +60,8 @@ def test_examples_hold_every_input_row_of_the_latest_span(run):
     assert query_ids["train"] and query_ids["eval"] and not query_ids["train"] & query_ids["eval"]
 
 
-def test_registered_model_scores_serialized_elwc_and_beats_random(run):
-    _, report = run
+def test_registered_model_scores_serialized_elwc_and_beats_random(pipeline_run):
+    _, report = pipeline_run
     registration = report.registration
     assert registration["version"] == 1
     assert os.path.isfile(os.path.join(registration["path"], "saved_model.pb"))
@@ -107,8 +85,8 @@ def test_registered_model_scores_serialized_elwc_and_beats_random(run):
     assert report.eval_metrics["ndcg_10"] == pytest.approx(model_ndcg, abs=0.02)
 
 
-def test_tuned_hyperparameters_reach_the_trainer(run):
-    _, report = run
+def test_tuned_hyperparameters_reach_the_trainer(pipeline_run):
+    _, report = pipeline_run
     assert report.artifact("HyperParameters").uri
 
 
@@ -126,8 +104,8 @@ def test_retraining_without_tuner_fails_fast_without_earlier_results(tmp_path):
         run_local(config)
 
 
-def test_retraining_on_a_new_span_reuses_the_tuned_hyperparameters(run):
-    config, first = run
+def test_retraining_on_a_new_span_reuses_the_tuned_hyperparameters(pipeline_run):
+    config, first = pipeline_run
     tuned = first.artifact("HyperParameters")
     write_span(Path(config.data_root), 3, SampleSpec(queries=config.sample_data.queries, seed=11))
 

@@ -48,7 +48,21 @@ def test_document_feature_parses_with_domain():
         ('feature { name: "x" type: FLOAT annotation { tag: "default:1" } }', "'x': missing 'role:'"),
         ('feature { name: "x" type: FLOAT annotation { tag: "role:doc" tag: "default:1" } }', "unknown role 'doc'"),
         ('feature { name: "x" type: FLOAT annotation { tag: "role:document" tag: "default:abc" } }', "not a number"),
-        ('feature { name: "x" type: BYTES annotation { tag: "role:document" tag: "default:0" } }', "INT or FLOAT"),
+        (
+            'feature { name: "x" type: BYTES annotation { tag: "role:document" tag: "default:a" '
+            'tag: "transform:log1p" } }',
+            "string features take 'transform:vocabulary'",
+        ),
+        (
+            'feature { name: "x" type: FLOAT annotation { tag: "role:document" tag: "default:1" '
+            'tag: "transform:vocabulary" } }',
+            "numeric features cannot take",
+        ),
+        (
+            'feature { name: "x" type: FLOAT annotation { tag: "role:document" tag: "default:1" '
+            'tag: "transform:bucketize" tag: "buckets:1" } }',
+            "buckets must be >= 2",
+        ),
         (
             'feature { name: "x" type: FLOAT annotation { tag: "role:document" tag: "default:1" '
             'tag: "transform:sqrt" } }',
@@ -61,6 +75,19 @@ def test_document_feature_parses_with_domain():
 def test_schema_errors_name_the_feature(feature, message):
     with pytest.raises(SchemaError, match=message):
         feature_set_from_schema(_schema(feature))
+
+
+def test_string_features_default_to_a_vocabulary():
+    fs = feature_set_from_schema(
+        _schema(
+            'feature { name: "brand" type: BYTES annotation { tag: "role:document" tag: "default:none" '
+            'tag: "oov:3" } }'
+            'feature { name: "x" type: FLOAT annotation { tag: "role:document" tag: "default:1" '
+            'tag: "transform:bucketize" tag: "buckets:4" } }'
+        )
+    )
+    assert (fs["brand"].transform, fs["brand"].default, fs["brand"].oov_buckets) == (Transform.VOCABULARY, "none", 3)
+    assert (fs["x"].transform, fs["x"].buckets) == (Transform.BUCKETIZE, 4)
 
 
 def test_schema_needs_query_id_label_and_a_document_feature():
