@@ -29,6 +29,12 @@ class ExamplesConfig:
 
 
 @dataclasses.dataclass
+class TransformConfig:
+    # feature -> transform (log1p | passthrough | zscore | bucketize | vocabulary), over the schema's.
+    overrides: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
 class TunerConfig:
     enabled: bool = True
     max_trials: int = 3
@@ -64,6 +70,7 @@ class Config:
     schema_path: str | None = None
     enable_cache: bool = True
     examples: ExamplesConfig = dataclasses.field(default_factory=ExamplesConfig)
+    transform: TransformConfig = dataclasses.field(default_factory=TransformConfig)
     training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
     tuner: TunerConfig = dataclasses.field(default_factory=TunerConfig)
     beam_args: list[str] = dataclasses.field(default_factory=list)
@@ -117,6 +124,11 @@ def _type_ok(value: Any, annotation: Any) -> bool:
     if origin is list:
         (item,) = typing.get_args(annotation)
         return isinstance(value, list) and all(_type_ok(v, item) for v in value)
+    if origin is dict:
+        key_type, value_type = typing.get_args(annotation)
+        return isinstance(value, dict) and all(
+            _type_ok(k, key_type) and _type_ok(v, value_type) for k, v in value.items()
+        )
     if annotation is float:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     if annotation is int:

@@ -16,7 +16,7 @@ from components.elwc_example_gen import ElwcExampleGen
 from components.ranking_tuner import RankingTuner
 from components.registry_pusher import RegistryPusher
 from modules.features import DEFAULT_SCHEMA_PATH
-from modules.preprocessing import SCHEMA_CONFIG_KEY
+from modules.preprocessing import OVERRIDES_CONFIG_KEY, SCHEMA_CONFIG_KEY
 from modules.training_config import REQUIRE_HYPERPARAMETERS_KEY
 from pipeline.config import Config
 
@@ -100,7 +100,7 @@ def create_components(config: Config, params: PipelineParameters | None = None) 
         examples=example_gen.outputs["examples"],
         schema=schema_gen.outputs["schema"],
         preprocessing_fn=PREPROCESSING_FN,
-        custom_config={SCHEMA_CONFIG_KEY: schema_text},
+        custom_config={SCHEMA_CONFIG_KEY: schema_text, OVERRIDES_CONFIG_KEY: dict(config.transform.overrides)},
         # The Trainer applies the Transform graph to raw ELWC itself (the same
         # path as serving), so nothing is materialized.
         materialize=False,

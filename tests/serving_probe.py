@@ -45,6 +45,9 @@ def main(model_dir, records_path, out_path):
     arrays = {"scores": elwc_out["scores"].numpy(), "mask": elwc_out["mask"].numpy()}
     arrays.update({f"transformed/{k}": v.numpy() for k, v in transformed.items()})
     arrays.update({f"tensor_scores/{i}": s for i, s in enumerate(tensor_scores)})
+    for i, record in enumerate(records):
+        single = model.signatures["serving_default"](examples=tf.constant([record]))["scores"].numpy()[0]
+        arrays[f"single_scores/{i}"] = single
     leaked = sorted(
         {m.split(".")[0] for m in sys.modules}
         & {"tensorflow_ranking", "tensorflow_transform", "struct2tensor", "modules", "components", "pipeline"}

@@ -90,7 +90,10 @@ def test_elwc_and_tensor_signatures_return_identical_scores(served):
     for i, record in enumerate(records):
         n = len(input_pb2.ExampleListWithContext.FromString(record).examples)
         assert out["mask"][i].sum() == n
-        np.testing.assert_allclose(out[f"tensor_scores/{i}"], out["scores"][i, :n], atol=1e-6)
+        # One list per call: the same computation, the same scores.
+        np.testing.assert_allclose(out[f"tensor_scores/{i}"], out[f"single_scores/{i}"], rtol=0, atol=1e-6)
+        # In a padded batch the matmul kernels differ: equal up to float32 rounding.
+        np.testing.assert_allclose(out[f"tensor_scores/{i}"], out["scores"][i, :n], rtol=1e-6)
 
 
 @pytest.fixture(scope="module")
@@ -163,7 +166,7 @@ def test_wrong_dtype_is_a_clear_error_naming_the_feature(model):
     args["price"] = tf.constant([[1.0], [2.0], [3.0]])
     with pytest.raises(
         tf.errors.InvalidArgumentError,
-        match="feature 'price_change_7d' has.* 2 .*rows but the list has.* 3 .*documents",
+        match=r"price_change_7d\W{0,3} has\] \[2\] \[rows but the list has\] \[3\] \[documents",
     ):
         tensors(**args)
     args["price"] = tf.constant([["a"], ["b"]])

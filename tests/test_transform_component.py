@@ -1,0 +1,126 @@
+"""The standard TFX Transform on ELWC (via the ExampleGen's DataView): analyzers over real documents."""
+
+from __future__ import annotations
+
+import csv
+import glob
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_transform as tft
+from tfx import v1 as tfx
+from tfx.orchestration import pipeline as tfx_pipeline
+from tfx.proto import example_gen_pb2
+
+from components.elwc_example_gen import ElwcExampleGen
+from modules.elwc_decoder import decode_elwc
+from modules.features import DEFAULT_SCHEMA_PATH, feature_set_from_schema, load_schema
+from modules.preprocessing import OVERRIDES_CONFIG_KEY, SCHEMA_CONFIG_KEY, apply_overrides
+
+BRAND = """
+feature {
+  name: "brand"
+  type: BYTES
+  annotation { tag: "role:document" tag: "default:unknown" tag: "oov:2" }
+}
+"""
+BRANDS = ["acme", "globex", "initech"]
+OVERRIDES = {"price": "zscore", "rating": "bucketize"}
+
+
+@pytest.fixture(scope="module")
+def transformed(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("transform")
+    schema_path = tmp / "schema.pbtxt"
+    schema_path.write_text(DEFAULT_SCHEMA_PATH.read_text() + BRAND)
+    rng = np.random.default_rng(0)
+    (tmp / "data" / "span-1").mkdir(parents=True)
+    with open(tmp / "data" / "span-1" / "logs.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["query_id", "doc_id", "price", "rating", "brand", "label"])
+        for q in range(30):
+            for d in range(int(rng.integers(2, 8))):
+                price = "" if rng.random() < 0.2 else f"{rng.lognormal(3, 1):.2f}"
+                brand = "" if rng.random() < 0.2 else BRANDS[int(rng.integers(0, 3))]
+                writer.writerow([f"q{q}", f"d{d}", price, f"{rng.uniform(1, 5):.1f}", brand, int(rng.integers(0, 5))])
+
+    schema_gen = tfx.components.ImportSchemaGen(schema_file=str(schema_path))
+    example_gen = ElwcExampleGen(
+        input_base=str(tmp / "data"),
+        schema=schema_gen.outputs["schema"],
+        output_config=example_gen_pb2.Output(
+            split_config=example_gen_pb2.SplitConfig(
+                splits=[example_gen_pb2.SplitConfig.Split(name="train", hash_buckets=1)]
+            )
+        ),
+    )
+    transform = tfx.components.Transform(
+        examples=example_gen.outputs["examples"],
+        schema=schema_gen.outputs["schema"],
+        preprocessing_fn="modules.preprocessing.preprocessing_fn",
+        custom_config={SCHEMA_CONFIG_KEY: schema_path.read_text(), OVERRIDES_CONFIG_KEY: OVERRIDES},
+        materialize=False,
+    )
+    pipeline = tfx_pipeline.Pipeline(
+        pipeline_name="transform_test",
+        pipeline_root=str(tmp / "root"),
+        components=[schema_gen, example_gen, transform],
+        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(str(tmp / "md.db")),
+    )
+    tfx.orchestration.LocalDagRunner().run(pipeline)
+    graph_uri = glob.glob(str(tmp / "root" / "Transform" / "transform_graph" / "*"))[0]
+    records = [
+        r.numpy()
+        for r in tf.data.TFRecordDataset(
+            glob.glob(str(tmp / "root" / "ElwcExampleGen" / "examples" / "*" / "Split-train" / "*")),
+            compression_type="GZIP",
+        )
+    ]
+    feature_set = apply_overrides(feature_set_from_schema(load_schema(schema_path)), OVERRIDES)
+    raw = decode_elwc(tf.constant(records), feature_set)
+    outputs = tft.TFTransformOutput(graph_uri).transform_features_layer()(raw)
+    return tft.TFTransformOutput(graph_uri), feature_set, raw, outputs
+
+
+def test_zscore_is_computed_over_all_documents_with_defaults_filled(transformed):
+    _, feature_set, raw, outputs = transformed
+    default = feature_set["price"].default
+    filled = np.array([v[0] if v else default for v in raw["price"].values.to_list()])
+    assert (np.array([len(v) for v in raw["price"].values.to_list()]) == 0).any()  # some prices are missing
+    expected = (filled - filled.mean()) / filled.std()
+    np.testing.assert_allclose(outputs["price"].flat_values.numpy(), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_bucketize_gives_ids_below_the_bucket_count(transformed):
+    tft_output, _, _, outputs = transformed
+    ids = outputs["rating"].flat_values.numpy()
+    assert ids.dtype == np.int64
+    assert ids.min() >= 0 and ids.max() < 10 and len(set(ids.tolist())) > 3
+    assert tft_output.num_buckets_for_transformed_feature("rating") == 10
+
+
+def test_vocabulary_with_oov_buckets_and_default(transformed):
+    tft_output, _, raw, outputs = transformed
+    vocabulary = tft_output.vocabulary_by_name("vocab_brand")
+    assert {v.decode() for v in vocabulary} == {*BRANDS, "unknown"}  # the default is a real value
+    assert tft_output.num_buckets_for_transformed_feature("brand") == len(vocabulary) + 2
+    ids = outputs["brand"].flat_values.numpy()
+    brands = [v[0].decode() if v else "unknown" for v in raw["brand"].values.to_list()]
+    assert [vocabulary[i].decode() for i in ids] == brands
+    unseen = tft_output.transform_features_layer()(
+        {**raw, "brand": raw["brand"].with_flat_values(tf.fill(tf.shape(raw["brand"].flat_values), "never-seen"))}
+    )["brand"].flat_values.numpy()
+    had_value = np.array([bool(v) for v in raw["brand"].values.to_list()])
+    assert (unseen[had_value] >= len(vocabulary)).all()  # out-of-vocabulary buckets
+    assert (unseen[~had_value] == ids[~had_value]).all()  # missing: still the default
+
+
+def test_overrides_must_name_a_model_feature():
+    feature_set = feature_set_from_schema(load_schema(DEFAULT_SCHEMA_PATH))
+    with pytest.raises(ValueError, match="transform override for 'nope'"):
+        apply_overrides(feature_set, {"nope": "zscore"})
+    with pytest.raises(ValueError, match="numeric features cannot take 'transform:vocabulary'"):
+        apply_overrides(feature_set, {"price": "vocabulary"})
+    assert os.path.exists(DEFAULT_SCHEMA_PATH)
