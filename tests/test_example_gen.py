@@ -49,6 +49,8 @@ def _run_executor(tmp_path, data_root, pattern):
         "output_data_format": example_gen_pb2.FORMAT_PROTO,
         "output_file_format": example_gen_pb2.FORMAT_TFRECORDS_GZIP,
         "max_list_size": 0,
+        "format_options": "",
+        "max_bad_row_fraction": 0.0,
     }
     executor_lib.Executor().Do({"schema": [_schema_artifact(tmp_path)]}, {"examples": [examples]}, exec_properties)
     return examples
