@@ -21,6 +21,9 @@ def _add_run_parser(subparsers) -> None:
     run.add_argument("--schema", dest="schema_path")
     run.add_argument("--span", dest="examples.span", type=int, help="process exactly this span (default: latest)")
     run.add_argument("--max-list-size", dest="examples.max_list_size", type=int)
+    run.add_argument("--input-format", dest="examples.format", help="auto | csv | jsonl | parquet | letor | elwc")
+    run.add_argument("--max-bad-row-fraction", dest="examples.max_bad_row_fraction", type=float)
+    run.add_argument("--rolling-window-spans", dest="examples.rolling_window_spans", type=int)
     run.add_argument("--list-size", dest="training.list_size", type=int)
     run.add_argument("--train-steps", dest="training.train_steps", type=int)
     run.add_argument("--tuner-trials", dest="tuner.max_trials", type=int)
@@ -54,6 +57,9 @@ _RUN_OPTION_KEYS = (
     "schema_path",
     "examples.span",
     "examples.max_list_size",
+    "examples.format",
+    "examples.max_bad_row_fraction",
+    "examples.rolling_window_spans",
     "training.list_size",
     "training.train_steps",
     "tuner.max_trials",

@@ -12,6 +12,8 @@ from tfx.proto import example_gen_pb2, range_config_pb2
 
 from components.elwc_data_view import ElwcDataView
 from components.elwc_example_gen import ElwcExampleGen
+from components.elwc_example_gen.formats import FormatOptions
+from components.elwc_example_gen.resolver import latest_spans
 from components.registry_pusher import RegistryPusher
 from modules.features import DEFAULT_SCHEMA_PATH
 from modules.preprocessing import SCHEMA_CONFIG_KEY
@@ -49,7 +51,18 @@ def _example_gen(config: Config, schema: tfx.dsl.Channel) -> ElwcExampleGen:
         ),
         range_config=range_config,
         max_list_size=examples.max_list_size,
+        format_options=FormatOptions(
+            format=examples.format, columns=dict(examples.columns), letor_features=dict(examples.letor_features)
+        ),
+        max_bad_row_fraction=examples.max_bad_row_fraction,
     )
+
+
+def rolling_window(examples: tfx.dsl.Channel, num_spans: int) -> tfx.dsl.Channel:
+    """The Examples of the latest ``num_spans`` spans (latest version of each), or ``examples`` itself for 1."""
+    if num_spans <= 1:
+        return examples
+    return latest_spans(examples, n=num_spans)
 
 
 def create_components(config: Config) -> list:
@@ -59,10 +72,11 @@ def create_components(config: Config) -> list:
     example_gen = _example_gen(config, schema_gen.outputs["schema"])
     data_view = ElwcDataView(schema=schema_gen.outputs["schema"])
     binder = DataViewBinder(input_examples=example_gen.outputs["examples"], data_view=data_view.outputs["data_view"])
+    training_examples = rolling_window(binder.outputs["output_examples"], config.examples.rolling_window_spans)
     with open(schema_path(config)) as handle:
         schema_text = handle.read()
     transform = tfx.components.Transform(
-        examples=binder.outputs["output_examples"],
+        examples=training_examples,
         schema=schema_gen.outputs["schema"],
         preprocessing_fn=PREPROCESSING_FN,
         custom_config={SCHEMA_CONFIG_KEY: schema_text},
@@ -78,7 +92,7 @@ def create_components(config: Config) -> list:
     if config.tuner.enabled:
         tuner = tfx.components.Tuner(
             tuner_fn=TUNER_FN,
-            examples=binder.outputs["output_examples"],
+            examples=training_examples,
             transform_graph=transform.outputs["transform_graph"],
             schema=schema_gen.outputs["schema"],
             train_args=tfx.proto.TrainArgs(num_steps=config.tuner.train_steps),
@@ -90,7 +104,7 @@ def create_components(config: Config) -> list:
 
     trainer = tfx.components.Trainer(
         run_fn=RUN_FN,
-        examples=binder.outputs["output_examples"],
+        examples=training_examples,
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
         hyperparameters=hyperparameters,
