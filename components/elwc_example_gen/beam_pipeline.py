@@ -23,6 +23,7 @@ from collections.abc import Iterator
 
 import apache_beam as beam
 from apache_beam.io import fileio
+from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.transforms.window import GlobalWindows
 from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
@@ -62,7 +63,9 @@ class ReadFile(beam.DoFn):
     def process(self, readable: fileio.ReadableFile) -> Iterator:
         source = readable.metadata.path
         fmt = formats.infer_format(source, self._options.format)
-        data = readable.read()
+        # Raw bytes: the readers detect GZIP themselves (Beam would only for some suffixes).
+        with readable.open(compression_type=CompressionTypes.UNCOMPRESSED) as handle:
+            data = handle.read()
         if fmt == "elwc":
             pieces, dead, stats = elwc_file_pieces(data, source, self._feature_set, self._max_list_size)
         else:

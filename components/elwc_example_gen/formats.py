@@ -163,15 +163,16 @@ def read_csv(data: bytes, source: str, options: FormatOptions, feature_set: Feat
             quoted_strings_can_be_null=False,
         ),
     )
-    lines = _csv_data_lines(data, table.num_rows, [entry["line"] for entry in invalid])
+    lines = _csv_data_lines(data, table.num_rows, invalid)
     columns = {wanted[name]: table.column(name).combine_chunks() for name in present}
     return RawFile(columns, table.num_rows, lines, invalid, lambda i: {n: table.column(n)[i].as_py() for n in present})
 
 
-def _csv_data_lines(data: bytes, num_rows: int, invalid_lines: list[int]) -> np.ndarray:
+def _csv_data_lines(data: bytes, num_rows: int, invalid: list[dict]) -> np.ndarray:
     """Physical line (1-based) of each parsed data row: not the header, blank or invalid lines.
 
-    Exact unless a quoted cell spans lines (then later rows are reported a few lines early).
+    pyarrow numbers invalid rows among the non-blank lines; their entries are corrected to
+    physical lines in place. Exact unless a quoted cell spans lines.
     """
     buffer = np.frombuffer(data, np.uint8)
     newlines = np.flatnonzero(buffer == 10)
@@ -180,8 +181,13 @@ def _csv_data_lines(data: bytes, num_rows: int, invalid_lines: list[int]) -> np.
     lengths = ends - starts
     # A line holding only '\r' is blank too.
     blank = (lengths == 0) | ((lengths == 1) & (buffer[np.minimum(starts, max(len(buffer) - 1, 0))] == 13))
-    candidate = np.flatnonzero(~blank) + 1  # 1-based line numbers of non-blank lines
-    candidate = candidate[candidate > 1]  # the header
+    non_blank = np.flatnonzero(~blank) + 1  # 1-based physical numbers of non-blank lines
+    invalid_lines = []
+    for entry in invalid:
+        if 1 <= entry["line"] <= len(non_blank):
+            entry["line"] = int(non_blank[entry["line"] - 1])
+        invalid_lines.append(entry["line"])
+    candidate = non_blank[non_blank > non_blank[0]] if len(non_blank) else non_blank  # not the header
     if invalid_lines:
         candidate = np.setdiff1d(candidate, np.asarray(invalid_lines), assume_unique=True)
     if len(candidate) < num_rows:  # quoted multi-line cells: fall back to row numbers
