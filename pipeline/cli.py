@@ -40,6 +40,9 @@ def _add_run_parser(subparsers) -> None:
     run.add_argument("--registry-root", dest="registry_root")
     run.add_argument("--schema", dest="schema_path")
     run.add_argument("--max-list-size", dest="examples.max_list_size", type=int)
+    run.add_argument("--input-format", dest="examples.format", help="auto | csv | jsonl | parquet | letor | elwc")
+    run.add_argument("--max-bad-row-fraction", dest="examples.max_bad_row_fraction", type=float)
+    run.add_argument("--rolling-window-spans", dest="examples.rolling_window_spans", type=int)
     run.add_argument("--list-size", dest="training.list_size", type=int)
     run.add_argument("--strategy", dest="training.strategy")
     run.add_argument("--no-cache", dest="enable_cache", action="store_const", const=False)
@@ -93,6 +96,9 @@ _RUN_OPTION_KEYS = _COMMON_OPTION_KEYS + (
     "registry_root",
     "schema_path",
     "examples.max_list_size",
+    "examples.format",
+    "examples.max_bad_row_fraction",
+    "examples.rolling_window_spans",
     "training.list_size",
     "training.strategy",
     "enable_cache",

@@ -26,6 +26,11 @@ class ExamplesConfig:
     max_list_size: int = 200
     train_buckets: int = 3
     eval_buckets: int = 1
+    format: str = "auto"
+    columns: dict[str, str] = dataclasses.field(default_factory=dict)
+    letor_features: dict[str, str] = dataclasses.field(default_factory=dict)
+    max_bad_row_fraction: float = 0.01
+    rolling_window_spans: int = 1
 
 
 @dataclasses.dataclass
@@ -102,6 +107,12 @@ _CHECKS: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
     ("examples", "max_list_size"): (lambda v: v >= 0, "must be >= 0"),
     ("examples", "train_buckets"): (lambda v: v > 0, "must be > 0"),
     ("examples", "eval_buckets"): (lambda v: v > 0, "must be > 0"),
+    ("examples", "format"): (
+        lambda v: v in ("auto", "csv", "jsonl", "parquet", "letor", "elwc"),
+        "must be one of auto, csv, jsonl, parquet, letor, elwc",
+    ),
+    ("examples", "max_bad_row_fraction"): (lambda v: 0 <= v <= 1, "must be between 0 and 1"),
+    ("examples", "rolling_window_spans"): (lambda v: v >= 1, "must be >= 1"),
     ("training", "train_steps"): (lambda v: v > 0, "must be > 0"),
     ("training", "eval_steps"): (lambda v: v >= 0, "must be >= 0"),
     ("training", "batch_size"): (lambda v: v > 0, "must be > 0"),
@@ -121,6 +132,11 @@ def _type_ok(value: Any, annotation: Any) -> bool:
         return any(_type_ok(value, arg) for arg in typing.get_args(annotation))
     if annotation is type(None):
         return value is None
+    if origin is dict:
+        key_type, value_type = typing.get_args(annotation)
+        return isinstance(value, dict) and all(
+            _type_ok(k, key_type) and _type_ok(v, value_type) for k, v in value.items()
+        )
     if origin is list:
         (item,) = typing.get_args(annotation)
         return isinstance(value, list) and all(_type_ok(v, item) for v in value)

@@ -13,6 +13,8 @@ from tfx.proto import example_gen_pb2, range_config_pb2
 from tfx.utils import io_utils
 
 from components.elwc_example_gen import ElwcExampleGen
+from components.elwc_example_gen.formats import FormatOptions
+from components.elwc_example_gen.resolver import latest_spans
 from components.ranking_tuner import RankingTuner
 from components.registry_pusher import RegistryPusher
 from modules.features import DEFAULT_SCHEMA_PATH
@@ -50,6 +52,10 @@ def _example_gen(config: Config, schema: tfx.dsl.Channel, range_config) -> ElwcE
         ),
         range_config=range_config,
         max_list_size=examples.max_list_size,
+        format_options=FormatOptions(
+            format=examples.format, columns=dict(examples.columns), letor_features=dict(examples.letor_features)
+        ),
+        max_bad_row_fraction=examples.max_bad_row_fraction,
     )
 
 
@@ -88,16 +94,24 @@ def span_range_config(span: int | None) -> range_config_pb2.RangeConfig | None:
     )
 
 
+def rolling_window(examples: tfx.dsl.Channel, num_spans: int) -> tfx.dsl.Channel:
+    """The Examples of the latest ``num_spans`` spans (latest version of each), or ``examples`` itself for 1."""
+    if num_spans <= 1:
+        return examples
+    return latest_spans(examples, n=num_spans)
+
+
 def create_components(config: Config, params: PipelineParameters | None = None) -> list:
     """All components of the ranking pipeline, wired through their channels."""
     params = params or PipelineParameters.from_config(config)
     training = config.training
     schema_gen = tfx.components.ImportSchemaGen(schema_file=params.schema_file or schema_path(config))
     example_gen = _example_gen(config, schema_gen.outputs["schema"], params.range_config)
+    training_examples = rolling_window(example_gen.outputs["examples"], config.examples.rolling_window_spans)
     # Read now, at definition time: Transform ignores its Schema input for ELWC.
     schema_text = io_utils.read_string_file(schema_path(config))
     transform = tfx.components.Transform(
-        examples=example_gen.outputs["examples"],
+        examples=training_examples,
         schema=schema_gen.outputs["schema"],
         preprocessing_fn=PREPROCESSING_FN,
         custom_config={SCHEMA_CONFIG_KEY: schema_text, OVERRIDES_CONFIG_KEY: dict(config.transform.overrides)},
@@ -112,7 +126,7 @@ def create_components(config: Config, params: PipelineParameters | None = None) 
     if config.tuner.enabled:
         tuner = RankingTuner(
             tuner_fn=TUNER_FN,
-            examples=example_gen.outputs["examples"],
+            examples=training_examples,
             transform_graph=transform.outputs["transform_graph"],
             schema=schema_gen.outputs["schema"],
             max_trials=params.tuner_trials,
@@ -128,7 +142,7 @@ def create_components(config: Config, params: PipelineParameters | None = None) 
 
     trainer = tfx.components.Trainer(
         run_fn=RUN_FN,
-        examples=example_gen.outputs["examples"],
+        examples=training_examples,
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
         hyperparameters=hyperparameters,

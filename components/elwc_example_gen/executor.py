@@ -1,108 +1,153 @@
-"""Beam executor: flat CSV logs -> one ELWC record per query.
+"""Beam executor: ranking logs -> one ELWC record per query, with a dead letter and a summary.
 
-Reads each matched file whole (``fileio``) so every row keeps its file and
-line number for error messages, parses rows by the schema, groups them by
-query id with ``GroupByKey`` and serializes deterministic ELWC protos. The
-base class splits them by hash and writes GZIP TFRecords; the artifact is
-marked ``payload_format=FORMAT_PROTO``.
+The graph is in :mod:`beam_pipeline`. Around it this executor resolves the
+configs, runs the pipeline under the pipeline's ``beam_pipeline_args``, writes
+``summary.json``, sets the artifact's properties, and enforces the maximum
+bad-row fraction. When that check fails the run raises; TFX's launcher then
+deletes the output directory and publishes no Examples artifact, so the dead
+letter is first moved next to it (``<component>/failed_runs/<execution>/``)
+where the error message points.
 """
 
 from __future__ import annotations
 
-import csv
-import io
+import json
 import os
-from collections.abc import Iterator
 from typing import Any
 
-import apache_beam as beam
-from apache_beam.io import fileio
 from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
-from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenExecutor
+from tfx.components.example_gen import utils, write_split
+from tfx.dsl.components.base import base_beam_executor
+from tfx.dsl.io import fileio
+from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils
-from tfx.utils import io_utils
+from tfx.utils import io_utils, proto_utils
 
+from components.elwc_example_gen.beam_pipeline import build_graph
 from components.elwc_example_gen.data_view import attach_data_view
-from components.elwc_example_gen.elwc import build_elwc
-from components.elwc_example_gen.rows import ColumnLayout, ParsedRow, parse_row
-from components.elwc_example_gen.spec import MAX_LIST_SIZE_KEY
-from modules.features import FeatureSet, feature_set_from_schema
+from components.elwc_example_gen.formats import FORMATS, FormatOptions
+from components.elwc_example_gen.spec import FORMAT_OPTIONS_KEY, MAX_BAD_ROW_FRACTION_KEY, MAX_LIST_SIZE_KEY
+from components.elwc_example_gen.summary import DEAD_LETTER_DIR, SUMMARY_FILE, build_summary, custom_properties
+from modules.features import feature_set_from_schema
 
-SCHEMA_TEXT_KEY = "_schema_pbtxt"
-_COUNTER_NAMESPACE = "ElwcExampleGen"
-
-
-def _feature_set(exec_properties: dict[str, Any]) -> FeatureSet:
-    return feature_set_from_schema(text_format.Parse(exec_properties[SCHEMA_TEXT_KEY], schema_pb2.Schema()))
+STATS_FILE = "_stats.json"
+FAILED_RUNS_DIR = "failed_runs"
+_EXAMPLES_IN_MESSAGE = 3
 
 
-class _ParseCsvFile(beam.DoFn):
-    """ReadableFile -> (query_id, ParsedRow) for every data row of the file."""
-
-    def __init__(self, schema_text: str):
-        self._schema_text = schema_text
-        self._rows = beam.metrics.Metrics.counter(_COUNTER_NAMESPACE, "rows")
-
-    def setup(self) -> None:
-        self._feature_set = feature_set_from_schema(text_format.Parse(self._schema_text, schema_pb2.Schema()))
-
-    def process(self, readable: fileio.ReadableFile) -> Iterator[tuple[bytes, ParsedRow]]:
-        source = readable.metadata.path
-        with readable.open() as raw:
-            reader = csv.reader(io.TextIOWrapper(raw, encoding="utf-8", newline=""))
-            header = next(reader, None)
-            if header is None:
-                return
-            layout = ColumnLayout.from_header(header, self._feature_set, source)
-            for cells in reader:
-                if not cells:
-                    continue
-                row = parse_row(cells, layout, self._feature_set, source, reader.line_num)
-                self._rows.inc()
-                yield row.query_id, row
+class TooManyBadRowsError(RuntimeError):
+    """More rows were set aside than ``max_bad_row_fraction`` allows."""
 
 
-class _BuildElwc(beam.DoFn):
-    def __init__(self, max_list_size: int):
-        self._max_list_size = max_list_size
-        self._lists = beam.metrics.Metrics.counter(_COUNTER_NAMESPACE, "lists")
-        self._documents = beam.metrics.Metrics.counter(_COUNTER_NAMESPACE, "documents")
-        self._cut = beam.metrics.Metrics.counter(_COUNTER_NAMESPACE, "documents_cut_by_max_list_size")
-
-    def process(self, element: tuple[bytes, list[ParsedRow]]) -> Iterator[bytes]:
-        _, rows = element
-        record, written, cut = build_elwc(rows, self._max_list_size)
-        self._lists.inc()
-        self._documents.inc(written)
-        self._cut.inc(cut)
-        yield record
+class NoInputRowsError(RuntimeError):
+    """The matched files held no rows at all."""
 
 
-@beam.ptransform_fn
-@beam.typehints.with_input_types(beam.Pipeline)
-@beam.typehints.with_output_types(bytes)
-def _CsvToElwc(pipeline: beam.Pipeline, exec_properties: dict[str, Any], split_pattern: str) -> beam.PCollection:
-    pattern = os.path.join(exec_properties["input_base"], split_pattern)
-    return (
-        pipeline
-        | "MatchFiles" >> fileio.MatchFiles(pattern)
-        | "ReadMatches" >> fileio.ReadMatches()
-        | "ParseRows" >> beam.ParDo(_ParseCsvFile(exec_properties[SCHEMA_TEXT_KEY]))
-        | "GroupByQuery" >> beam.GroupByKey()
-        | "BuildElwc" >> beam.ParDo(_BuildElwc(exec_properties[MAX_LIST_SIZE_KEY]))
-    )
+class Executor(base_beam_executor.BaseBeamExecutor):
+    """Builds its own Beam graph (``beam_pipeline.build_graph``) rather than TFX's per-split one."""
+
+    def Do(self, input_dict, output_dict, exec_properties: dict[str, Any]) -> None:
+        self._log_startup(input_dict, output_dict, exec_properties)
+        schema_file = io_utils.get_only_uri_in_dir(artifact_utils.get_single_uri(input_dict["schema"]))
+        schema_text = io_utils.read_string_file(schema_file)
+        # Parsing the schema fails before Beam starts if it is invalid.
+        feature_set = feature_set_from_schema(text_format.Parse(schema_text, schema_pb2.Schema()))
+        options = FormatOptions.from_json(exec_properties.get(FORMAT_OPTIONS_KEY) or "")
+        if options.format not in FORMATS:
+            raise ValueError(f"unknown input format '{options.format}'; expected one of {FORMATS}")
+        max_list_size = int(exec_properties.get(MAX_LIST_SIZE_KEY) or 0)
+        max_bad_fraction = float(exec_properties.get(MAX_BAD_ROW_FRACTION_KEY) or 0.0)
+
+        input_config = example_gen_pb2.Input()
+        proto_utils.json_to_proto(exec_properties["input_config"], input_config)
+        output_config = example_gen_pb2.Output()
+        proto_utils.json_to_proto(exec_properties["output_config"], output_config)
+        split_names = utils.generate_output_split_names(input_config, output_config)
+        input_base = exec_properties["input_base"]
+        patterns = [os.path.join(input_base, split.pattern) for split in input_config.splits]
+        buckets = None
+        if output_config.split_config.splits:
+            if len(patterns) != 1:
+                raise ValueError("output splits by hash need exactly one input split")
+            buckets, total = [], 0
+            for split in output_config.split_config.splits:
+                total += split.hash_buckets
+                buckets.append(total)
+
+        examples = artifact_utils.get_single_instance(output_dict["examples"])
+        examples.split_names = artifact_utils.encode_split_names(split_names)
+        split_uris = {name: artifact_utils.get_split_uri([examples], name) for name in split_names}
+        dead_letter_dir = os.path.join(examples.uri, DEAD_LETTER_DIR)
+        stats_path = os.path.join(examples.uri, STATS_FILE)
+
+        with self._make_beam_pipeline() as pipeline:
+            build_graph(
+                pipeline,
+                input_patterns=patterns,
+                split_names=split_names,
+                buckets=buckets,
+                schema_text=schema_text,
+                options_json=options.to_json(),
+                max_list_size=max_list_size,
+                split_uris=split_uris,
+                dead_letter_prefix=os.path.join(dead_letter_dir, "dead_letter"),
+                stats_path=stats_path,
+            )
+
+        stats = json.loads(io_utils.read_string_file(stats_path)) if fileio.exists(stats_path) else {}
+        fileio.remove(stats_path) if fileio.exists(stats_path) else None
+        summary = build_summary(stats, split_names, max_list_size, dead_letter_dir)
+        io_utils.write_string_file(os.path.join(examples.uri, SUMMARY_FILE), json.dumps(summary, indent=2))
+        self._check(summary, patterns, examples.uri, dead_letter_dir, max_bad_fraction)
+
+        for name, value in custom_properties(summary).items():
+            if isinstance(value, int):
+                examples.set_int_custom_property(name, value)
+            elif isinstance(value, float):
+                examples.set_float_custom_property(name, value)
+            else:
+                examples.set_string_custom_property(name, value)
+        examples.set_string_custom_property("payload_format", "FORMAT_PROTO")
+        examples.set_string_custom_property(
+            "file_format", write_split.to_file_format_str(example_gen_pb2.FORMAT_TFRECORDS_GZIP)
+        )
+        attach_data_view(examples, feature_set)
+
+    def _check(self, summary: dict, patterns: list[str], uri: str, dead_letter_dir: str, max_fraction: float) -> None:
+        rows = summary["rows_read"]
+        if not rows:
+            raise NoInputRowsError(f"no rows read from {patterns} ({summary['files']} file(s) matched)")
+        bad = summary["bad_rows"]
+        if bad / rows <= max_fraction:
+            return
+        kept_at = self._preserve_dead_letter(uri, dead_letter_dir)
+        raise TooManyBadRowsError(
+            f"{bad} of {rows} rows ({bad / rows:.2%}) were bad, more than examples.max_bad_row_fraction="
+            f"{max_fraction:g}; by reason: {summary['dead_letter']}. Every bad row, with its file, line and "
+            f"reason, is in {kept_at}/*.jsonl (no Examples artifact was published). First ones: "
+            f"{'; '.join(_first_entries(kept_at))}"
+        )
+
+    @staticmethod
+    def _preserve_dead_letter(uri: str, dead_letter_dir: str) -> str:
+        """Moves the dead letter out of the output dir, which TFX deletes when the executor fails."""
+        component_dir = os.path.dirname(os.path.dirname(uri.rstrip("/")))
+        target = os.path.join(component_dir, FAILED_RUNS_DIR, os.path.basename(uri.rstrip("/")), DEAD_LETTER_DIR)
+        if fileio.exists(target):
+            fileio.rmtree(target)
+        fileio.makedirs(os.path.dirname(target))
+        fileio.rename(dead_letter_dir, target)
+        return target
 
 
-class Executor(BaseExampleGenExecutor):
-    def GetInputSourceToExamplePTransform(self) -> beam.PTransform:
-        return _CsvToElwc
-
-    def Do(self, input_dict, output_dict, exec_properties) -> None:
-        schema_uri = artifact_utils.get_single_uri(input_dict["schema"])
-        schema_file = io_utils.get_only_uri_in_dir(schema_uri)
-        exec_properties = dict(exec_properties)
-        exec_properties[SCHEMA_TEXT_KEY] = io_utils.read_string_file(schema_file)
-        feature_set = _feature_set(exec_properties)  # Fail before Beam starts if the schema is invalid.
-        super().Do(input_dict, output_dict, exec_properties)
-        attach_data_view(artifact_utils.get_single_instance(output_dict["examples"]), feature_set)
+def _first_entries(directory: str) -> list[str]:
+    found: list[str] = []
+    for path in sorted(fileio.glob(os.path.join(directory, "*.jsonl"))):
+        with fileio.open(path) as handle:
+            for line in handle:
+                if len(found) >= _EXAMPLES_IN_MESSAGE:
+                    return found
+                entry = json.loads(line)
+                found.append(f"{entry['source']}:{entry['line']}: {entry['reason']}: {entry['detail']}")
+    return found

@@ -58,8 +58,8 @@ class ColumnLayout:
         return cls(indices, len(header))
 
 
-def parse_value(feature: Feature, text: str) -> Value | None:
-    """Typed value of one cell, or None if missing; raises ValueError if unparseable."""
+def parse_value(feature: Feature, text: str, check_domain: bool = True) -> Value | None:
+    """Typed value of one cell, or None if missing; raises ValueError if unparseable (or outside the domain)."""
     text = text.strip()
     if text in MISSING_TOKENS:
         return None
@@ -76,7 +76,7 @@ def parse_value(feature: Feature, text: str) -> Value | None:
             return None
         if math.isinf(value):
             raise ValueError(f"'{text}' is not finite")
-    if not feature.in_domain(float(value)):
+    if check_domain and not feature.in_domain(float(value)):
         raise ValueError(f"{value} is outside [{feature.min_value}, {feature.max_value}]")
     return value
 

@@ -1,10 +1,13 @@
-"""ComponentSpec of the ELWC ExampleGen: FileBasedExampleGen's parameters plus the schema."""
+"""ComponentSpec of the ELWC ExampleGen: FileBasedExampleGen's parameters plus the schema and ingestion options."""
 
 from tfx.proto import example_gen_pb2, range_config_pb2
 from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 
 MAX_LIST_SIZE_KEY = "max_list_size"
+INPUT_FORMAT_KEY = "input_format"
+FORMAT_OPTIONS_KEY = "format_options"
+MAX_BAD_ROW_FRACTION_KEY = "max_bad_row_fraction"
 
 
 class ElwcExampleGenSpec(ComponentSpec):
@@ -16,6 +19,9 @@ class ElwcExampleGenSpec(ComponentSpec):
         "output_file_format": ExecutionParameter(type=int),
         "range_config": ExecutionParameter(type=range_config_pb2.RangeConfig, optional=True),
         MAX_LIST_SIZE_KEY: ExecutionParameter(type=int),
+        # FormatOptions as JSON: format, column names, LETOR feature map (see formats.py).
+        FORMAT_OPTIONS_KEY: ExecutionParameter(type=str),
+        MAX_BAD_ROW_FRACTION_KEY: ExecutionParameter(type=float),
     }
     INPUTS = {
         "schema": ChannelParameter(type=standard_artifacts.Schema),
