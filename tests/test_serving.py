@@ -93,7 +93,7 @@ def test_elwc_and_tensor_signatures_return_identical_scores(served):
         # One list per call: the same computation, the same scores.
         np.testing.assert_allclose(out[f"tensor_scores/{i}"], out[f"single_scores/{i}"], rtol=0, atol=1e-6)
         # In a padded batch the matmul kernels differ: equal up to float32 rounding.
-        np.testing.assert_allclose(out[f"tensor_scores/{i}"], out["scores"][i, :n], rtol=1e-6)
+        np.testing.assert_allclose(out[f"tensor_scores/{i}"], out["scores"][i, :n], rtol=1e-5, atol=1e-6)
 
 
 @pytest.fixture(scope="module")
@@ -170,7 +170,7 @@ def test_wrong_dtype_is_a_clear_error_naming_the_feature(model):
     ):
         tensors(**args)
     args["price"] = tf.constant([["a"], ["b"]])
-    with pytest.raises((TypeError, ValueError)):
+    with pytest.raises((TypeError, tf.errors.InvalidArgumentError), match="float"):
         tensors(**args)
     # The model still serves after the errors.
     assert serve(examples=tf.constant([_elwc([{"price": 3.0}])]))["scores"].shape == (1, 1)
