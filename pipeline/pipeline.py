@@ -12,6 +12,8 @@ from tfx.proto import example_gen_pb2, range_config_pb2
 
 from components.elwc_data_view import ElwcDataView
 from components.elwc_example_gen import ElwcExampleGen
+from components.ranking_evaluator import RankingEvaluator
+from components.ranking_evaluator.gate import Gate
 from components.registry_pusher import RegistryPusher
 from modules.features import DEFAULT_SCHEMA_PATH
 from modules.preprocessing import SCHEMA_CONFIG_KEY
@@ -98,13 +100,39 @@ def create_components(config: Config) -> list:
         eval_args=eval_args,
         custom_config=training_custom_config,
     )
+    return components + [trainer, *_evaluate_and_push(config, binder, schema_gen, trainer)]
+
+
+def _evaluate_and_push(config: Config, binder, schema_gen, trainer) -> list:
+    """Baseline resolver -> RankingEvaluator (blessing gate) -> RegistryPusher."""
+    # The latest model an earlier run blessed (every blessed model is pushed): the baseline.
+    baseline = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id("latest_blessed_model_resolver")
+    evaluation = config.evaluation
+    evaluator = RankingEvaluator(
+        examples=binder.outputs["output_examples"],
+        schema=schema_gen.outputs["schema"],
+        model=trainer.outputs["model"],
+        baseline_model=baseline.outputs["model"],
+        gate=Gate(evaluation.metric, evaluation.min_value, evaluation.max_regression),
+        batch_size=evaluation.batch_size,
+    )
     pusher = RegistryPusher(
         model=trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        model_evaluation=evaluator.outputs["evaluation"],
         model_run=trainer.outputs["model_run"],
+        examples=binder.outputs["output_examples"],
         registry_root=config.registry_root,
         model_name=config.model_name,
+        backend=config.registry.backend,
+        mlflow_tracking_uri=config.registry.mlflow_tracking_uri or "",
+        mlflow_experiment=config.registry.mlflow_experiment,
     )
-    return components + [trainer, pusher]
+    return [baseline, evaluator, pusher]
 
 
 def create_pipeline(config: Config, metadata_connection_config=None) -> tfx_pipeline.Pipeline:
