@@ -151,8 +151,11 @@ def run_lineage_command(args: argparse.Namespace, config: Config, out=sys.stdout
 
 def main_registry(args: argparse.Namespace) -> int:
     """Entry point of ``ltr registry`` and ``ltr lineage``; lookup errors are reported, not raised."""
+    import logging
+
     from components.registry_pusher.registry import RegistryError
 
+    logging.getLogger().setLevel(logging.WARNING)  # Library INFO chatter would bury the answer.
     config = config_from_args(args)
     try:
         if args.command == "lineage":
