@@ -60,7 +60,12 @@ class MlflowRegistry:
         self.tracking_uri = tracking_uri
         self.experiment = experiment
         self.artifact_root = artifact_root
-        self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        with self._locked():
+            # Opening a new sqlite database creates and migrates its tables; two
+            # processes doing that at once collide, so it happens under the lock.
+            self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+            self.client.get_experiment_by_name(experiment)
+            self.client.search_registered_models(max_results=1)
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -169,6 +174,6 @@ class MlflowRegistry:
         """Copies a version's SavedModel to ``destination``; returns the SavedModel directory."""
         import mlflow.artifacts
 
-        return mlflow.artifacts.download_artifacts(
-            f"models:/{model_name}/{version}", dst_path=destination, tracking_uri=self.tracking_uri
-        )
+        self.get(model_name, version)  # A clear error for an unknown version.
+        source = self.client.get_model_version_download_uri(model_name, str(version))
+        return mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=destination)
