@@ -30,7 +30,8 @@ def _metrics_line(metrics: dict[str, float]) -> str:
     return "  ".join(f"{METRIC_LABELS.get(k, k)} {float(v):.4f}" for k, v in metrics.items())
 
 
-def print_run_summary(report: RunReport, out=sys.stdout) -> None:
+def print_run_summary(report: RunReport, out=None) -> None:
+    out = out or sys.stdout
     evaluation = report.evaluation
     registration = report.registration
     print(file=out)
@@ -68,7 +69,8 @@ def add_registry_parser(subparsers, add_config_arguments) -> None:
             action.add_argument("version", type=int)
 
 
-def run_registry_command(args: argparse.Namespace, config: Config, out=sys.stdout) -> int:
+def run_registry_command(args: argparse.Namespace, config: Config, out=None) -> int:
+    out = out or sys.stdout
     registry = open_configured_registry(config)
     name = config.model_name
     if args.registry_command == "list":
@@ -137,7 +139,8 @@ def add_lineage_parser(subparsers) -> None:
     lineage.add_argument("--json", action="store_true", help="print the lineage as JSON")
 
 
-def run_lineage_command(args: argparse.Namespace, config: Config, out=sys.stdout) -> int:
+def run_lineage_command(args: argparse.Namespace, config: Config, out=None) -> int:
+    out = out or sys.stdout
     from pipeline.lineage import format_lineage, lineage_of, model_artifact_id_of
 
     registered = open_configured_registry(config).get(config.model_name, args.version)

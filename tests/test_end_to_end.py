@@ -22,6 +22,8 @@ EXPECTED_NODES = {
     "Transform",
     "Tuner",
     "Trainer",
+    "latest_blessed_model_resolver",
+    "RankingEvaluator",
     "RegistryPusher",
 }
 
