@@ -135,13 +135,19 @@ class LineageGraph:
         return sorted((a for a in self.artifacts.values() if a.type == type_suffix), key=lambda a: a.id)
 
 
-def _find_pusher(graph: LineageGraph, model_id: int, version: int) -> ExecutionInfo | None:
+def _find_push(graph: LineageGraph, model_id: int, version: int, backend: str, model_name: str):
+    """The Pusher execution that registered ``model_id`` as ``version``, and its PushedModel id."""
     for execution in graph.consumers(model_id):
         for pushed_id in execution.outputs.get("pushed_model", []):
             props = graph._artifact(pushed_id).properties
-            if props.get("pushed") == 1 and props.get("pushed_version") == version:
-                return execution
-    return None
+            if (
+                props.get("pushed") == 1
+                and props.get("pushed_version") == version
+                and props.get("registry_backend", "local") == backend
+                and props.get("model_name") == model_name
+            ):
+                return execution, pushed_id
+    return None, None
 
 
 def _execution_summary(execution: ExecutionInfo | None, keys: tuple[str, ...] = ()) -> dict[str, Any] | None:
@@ -201,7 +207,9 @@ def _examples(graph: LineageGraph) -> list[dict[str, Any]]:
     return found
 
 
-def lineage_of(metadata_path: str, model_artifact_id: int, version: int) -> dict[str, Any]:
+def lineage_of(
+    metadata_path: str, model_artifact_id: int, version: int, backend: str = "local", model_name: str = "ranker"
+) -> dict[str, Any]:
     """Everything MLMD knows about how the Model artifact ``model_artifact_id`` was made."""
     graph = LineageGraph(open_store(metadata_path))
     graph.trace_upstream(model_artifact_id)
@@ -217,9 +225,13 @@ def lineage_of(metadata_path: str, model_artifact_id: int, version: int) -> dict
     schemas = graph.by_type("Schema")
     model_run = next((graph._artifact(i) for i in trainer.outputs.get("model_run", [])), None)
     training_summary = _read_json(os.path.join(model_run.uri, "metrics.json")) if model_run else None
+    pusher, pushed_model_id = _find_push(graph, model_artifact_id, version, backend, model_name)
+    pusher_summary = _execution_summary(pusher)
+    if pusher_summary:
+        pusher_summary["pushed_model_artifact_id"] = pushed_model_id
     return {
         "model": {"artifact_id": model.id, "uri": model.uri},
-        "pusher": _execution_summary(_find_pusher(graph, model_artifact_id, version)),
+        "pusher": pusher_summary,
         "trainer": _execution_summary(trainer, ("train_args", "eval_args", "custom_config")),
         "transform": _execution_summary(transform),
         "hyperparameters": _hyperparameters(graph, trainer),

@@ -144,7 +144,13 @@ def run_lineage_command(args: argparse.Namespace, config: Config, out=None) -> i
     from pipeline.lineage import format_lineage, lineage_of, model_artifact_id_of
 
     registered = open_configured_registry(config).get(config.model_name, args.version)
-    lineage = lineage_of(config.metadata_path, model_artifact_id_of(registered), args.version)
+    lineage = lineage_of(
+        config.metadata_path,
+        model_artifact_id_of(registered),
+        args.version,
+        backend=config.registry.backend,
+        model_name=config.model_name,
+    )
     if args.json:
         print(json.dumps(lineage, indent=2, sort_keys=True, default=str), file=out)
     else:

@@ -54,6 +54,13 @@ def runs(tmp_path_factory):
     return home, first_config, first, worse, strict
 
 
+@pytest.fixture(scope="module")
+def mlflow_run(runs):
+    """The first model again (Trainer cached), blessed against itself, pushed to MLflow."""
+    home = runs[0]
+    return home, run_local(_config(home, **{"registry.backend": "mlflow"}))
+
+
 def _cli(*argv) -> str:
     out = io.StringIO()
     from contextlib import redirect_stdout
@@ -142,3 +149,34 @@ def test_rollback_and_unknown_versions(runs):
     root = ["--registry-root", str(home / "registry")]
     assert "now serves version 1" in _cli("registry", "rollback", "1", *root)
     assert cli.main(["registry", "show", "5", *root]) == 1
+
+
+def test_the_mlflow_backend_registers_the_blessed_model_with_lineage_tags(mlflow_run, runs):
+    from components.registry_pusher.backends import open_registry
+
+    home, report = mlflow_run
+    first = runs[2]
+    assert report.executions["Trainer"] == "CACHED" and report.evaluation["blessed"]
+    registration = report.registration
+    assert (registration["backend"], registration["model_name"], registration["version"]) == ("mlflow", "ranker", 1)
+    registry = open_registry("mlflow", str(home / "registry"))
+    version = registry.get("ranker", 1)
+    assert version.path == registration["path"] and version.serving
+    assert version.metadata["model_artifact_id"] == str(first.artifact("Model").id)
+    assert float(version.metadata["metrics.ndcg_10"]) == pytest.approx(report.evaluation["metrics"]["ndcg_10"])
+    lineage = json.loads(
+        _cli(
+            "lineage",
+            "1",
+            "--json",
+            "--backend",
+            "mlflow",
+            "--registry-root",
+            str(home / "registry"),
+            "--metadata-path",
+            str(home / "metadata.sqlite"),
+        )
+    )
+    # The MLflow push of this run, not the local push of version 1 in the first run.
+    assert lineage["pusher"]["pushed_model_artifact_id"] == report.artifact("PushedModel").id
+    assert [e["span"] for e in lineage["examples"] if e["producer"]["node"] == "ElwcExampleGen"] == [2]
