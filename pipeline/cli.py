@@ -77,6 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_parser(subparsers)
     _add_compile_parser(subparsers)
     _add_sample_parser(subparsers)
+    from pipeline.registry_cli import add_config_arguments, add_lineage_parser, add_registry_parser
+
+    add_registry_parser(subparsers, add_config_arguments)
+    add_lineage_parser(subparsers)
     return parser
 
 
@@ -124,14 +128,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if failed:
         print(f"Run {report.run_id} did not complete: {failed}", file=sys.stderr)
         return 1
-    registration = report.registration
-    metrics = report.eval_metrics
-    print()
-    print(f"Run:               {report.run_id}")
-    print(f"Registered model:  {registration['model_name']} version {registration['version']}")
-    print(f"Model path:        {registration['path']}")
-    print(f"Eval NDCG@10:      {metrics['ndcg_10']:.4f}")
-    print(f"MLMD database:     {report.metadata_path}")
+    from pipeline.registry_cli import print_run_summary
+
+    print_run_summary(report)
     return 0
 
 
@@ -161,6 +160,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_run(args)
         if args.command == "compile":
             return _cmd_compile(args)
+        if args.command in ("registry", "lineage"):
+            from pipeline.registry_cli import main_registry
+
+            return main_registry(args)
         return _cmd_sample_data(args)
     except ConfigError as error:
         print(f"ltr: configuration error: {error}", file=sys.stderr)

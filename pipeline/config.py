@@ -12,6 +12,10 @@ import yaml
 
 from modules.training_config import STRATEGIES, TrainingConfig
 
+# Kept here (not imported from components/) so loading a config stays light.
+EVALUATION_METRICS = ("ndcg_1", "ndcg_5", "ndcg_10", "mrr")
+REGISTRY_BACKENDS = ("local", "mlflow")
+
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent / "default_config.yaml"
 
 
@@ -48,6 +52,21 @@ class TunerConfig:
 
 
 @dataclasses.dataclass
+class EvaluationConfig:
+    metric: str = "ndcg_10"  # the gated metric: ndcg_1 | ndcg_5 | ndcg_10 | mrr
+    min_value: float = 0.6  # absolute threshold on the eval split
+    max_regression: float = 0.01  # how far below the latest blessed model a new one may fall
+    batch_size: int = 64  # lists per serving call
+
+
+@dataclasses.dataclass
+class RegistryConfig:
+    backend: str = "local"  # local | mlflow
+    mlflow_tracking_uri: str | None = None  # null: sqlite:///<registry_root>/mlflow.db
+    mlflow_experiment: str = "ltr-registry"
+
+
+@dataclasses.dataclass
 class SampleDataConfig:
     spans: int = 2
     queries: int = 400
@@ -78,6 +97,8 @@ class Config:
     transform: TransformConfig = dataclasses.field(default_factory=TransformConfig)
     training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
     tuner: TunerConfig = dataclasses.field(default_factory=TunerConfig)
+    evaluation: EvaluationConfig = dataclasses.field(default_factory=EvaluationConfig)
+    registry: RegistryConfig = dataclasses.field(default_factory=RegistryConfig)
     beam_args: list[str] = dataclasses.field(default_factory=list)
     sample_data: SampleDataConfig = dataclasses.field(default_factory=SampleDataConfig)
     cloud: CloudConfig = dataclasses.field(default_factory=CloudConfig)
@@ -121,6 +142,11 @@ _CHECKS: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
     ("training", "strategy"): (lambda v: v in STRATEGIES, f"must be one of {', '.join(STRATEGIES)}"),
     ("tuner", "max_trials"): (lambda v: v > 0, "must be > 0"),
     ("tuner", "train_steps"): (lambda v: v > 0, "must be > 0"),
+    ("evaluation", "metric"): (lambda v: v in EVALUATION_METRICS, f"must be one of {', '.join(EVALUATION_METRICS)}"),
+    ("evaluation", "min_value"): (lambda v: 0 <= v <= 1, "must be within [0, 1]"),
+    ("evaluation", "max_regression"): (lambda v: 0 <= v <= 1, "must be within [0, 1]"),
+    ("evaluation", "batch_size"): (lambda v: v > 0, "must be > 0"),
+    ("registry", "backend"): (lambda v: v in REGISTRY_BACKENDS, f"must be one of {', '.join(REGISTRY_BACKENDS)}"),
     ("sample_data", "spans"): (lambda v: v > 0, "must be > 0"),
     ("sample_data", "queries"): (lambda v: v > 0, "must be > 0"),
 }

@@ -15,6 +15,8 @@ from tfx.utils import io_utils
 from components.elwc_example_gen import ElwcExampleGen
 from components.elwc_example_gen.formats import FormatOptions
 from components.elwc_example_gen.resolver import latest_spans
+from components.ranking_evaluator import RankingEvaluator
+from components.ranking_evaluator.gate import Gate
 from components.ranking_tuner import RankingTuner
 from components.registry_pusher import RegistryPusher
 from modules.features import DEFAULT_SCHEMA_PATH
@@ -150,13 +152,43 @@ def create_components(config: Config, params: PipelineParameters | None = None) 
         eval_args=eval_args,
         custom_config=training_custom_config,
     )
+    return components + [trainer, *_evaluate_and_push(config, example_gen, training_examples, schema_gen, trainer)]
+
+
+def _evaluate_and_push(config: Config, example_gen, training_examples, schema_gen, trainer) -> list:
+    """Baseline resolver -> RankingEvaluator (blessing gate) -> RegistryPusher.
+
+    Both models are judged on the eval split of the newest span; the Pusher records
+    the spans the model was trained on (the rolling window).
+    """
+    # The latest model an earlier run blessed (every blessed model is pushed): the baseline.
+    baseline = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id("latest_blessed_model_resolver")
+    evaluation = config.evaluation
+    evaluator = RankingEvaluator(
+        examples=example_gen.outputs["examples"],
+        schema=schema_gen.outputs["schema"],
+        model=trainer.outputs["model"],
+        baseline_model=baseline.outputs["model"],
+        gate=Gate(evaluation.metric, evaluation.min_value, evaluation.max_regression),
+        batch_size=evaluation.batch_size,
+    )
     pusher = RegistryPusher(
         model=trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        model_evaluation=evaluator.outputs["evaluation"],
         model_run=trainer.outputs["model_run"],
+        examples=training_examples,
         registry_root=config.registry_root,
         model_name=config.model_name,
+        backend=config.registry.backend,
+        mlflow_tracking_uri=config.registry.mlflow_tracking_uri or "",
+        mlflow_experiment=config.registry.mlflow_experiment,
     )
-    return components + [trainer, pusher]
+    return [baseline, evaluator, pusher]
 
 
 def _earlier_hyperparameters(config: Config) -> tuple[base_node.BaseNode, tfx.dsl.Channel]:

@@ -39,13 +39,28 @@ class RunReport:
 
     @property
     def registration(self) -> dict[str, Any]:
+        """What the Pusher did: ``pushed`` and ``reason`` always; name, version, path if pushed."""
         pushed = self.artifact("PushedModel")
         props = pushed.custom_properties
-        return {
+        done = props["pushed"].int_value == 1 if "pushed" in props else "pushed_version" in props
+        registration = {
+            "pushed": done,
+            "reason": props["pushed_reason"].string_value if "pushed_reason" in props else "",
+            "backend": props["registry_backend"].string_value if "registry_backend" in props else "",
             "model_name": props["model_name"].string_value,
-            "version": props["pushed_version"].int_value,
-            "path": props["pushed_destination"].string_value,
         }
+        if done:
+            registration["version"] = props["pushed_version"].int_value
+            registration["path"] = props["pushed_destination"].string_value
+        return registration
+
+    @property
+    def evaluation(self) -> dict[str, Any]:
+        """The RankingEvaluator's report (candidate and baseline metrics, the gate, the verdict)."""
+        from components.ranking_evaluator.executor import EVALUATION_FILE
+
+        with open(os.path.join(self.artifact("ModelEvaluation").uri, EVALUATION_FILE)) as handle:
+            return json.load(handle)
 
 
 def open_store(metadata_path: str) -> metadata_store.MetadataStore:

@@ -24,6 +24,8 @@ EXPECTED_NODES = {
     "Transform",
     "Tuner",
     "Trainer",
+    "latest_blessed_model_resolver",
+    "RankingEvaluator",
     "RegistryPusher",
 }
 

@@ -4,6 +4,8 @@ import json
 import multiprocessing
 import os
 import shutil
+import signal
+import time
 
 import pytest
 
@@ -99,3 +101,96 @@ def test_concurrent_pushes_get_distinct_versions(tmp_path):
 def test_remote_uris_are_refused_clearly():
     with pytest.raises(ValueError, match="local directory"):
         LocalRegistry("gs://bucket/registry")
+
+
+def _die_after_index_before_rename(root, source):
+    def killed_rename(src, dst):
+        os._exit(9)  # Killed after the pending index entry was written, before the rename.
+
+    registry_lib.os.rename = killed_rename
+    LocalRegistry(root).register("ranker", source, {"ndcg_10": 0.9})
+
+
+def test_a_push_killed_after_the_copy_is_completed_by_the_next_push(tmp_path):
+    root = tmp_path / "reg"
+    registry = LocalRegistry(root)
+    registry.register("ranker", _model(tmp_path / "m1"))
+    m2 = _model(tmp_path / "m2", payload="2")
+    process = multiprocessing.get_context("fork").Process(target=_die_after_index_before_rename, args=(root, m2))
+    process.start()
+    process.join()
+    assert process.exitcode == 9
+    # Readers see only version 1: version 2 is pending, its copy still hidden.
+    assert [v.version for v in registry.versions("ranker")] == [1]
+    assert not (root / "ranker" / "2").exists()
+
+    third = registry.register("ranker", _model(tmp_path / "m3", payload="3"))
+    assert [v.version for v in registry.versions("ranker")] == [1, 2, 3]
+    assert third.version == 3
+    recovered = registry.get("ranker", 2)
+    assert recovered.metadata == {"ndcg_10": 0.9}
+    assert (root / "ranker" / "2" / "saved_model.pb").read_text() == "2"
+    # The recovered push is idempotent too: pushing m2 again is still version 2.
+    assert registry.register("ranker", m2).version == 2
+
+
+def _slow_push(root, source, started):
+    real_copytree = shutil.copytree
+
+    def slow_copy(src, dst, **kwargs):
+        shutil.copy2(src, dst, **kwargs)
+        open(started, "w").close()
+        time.sleep(60)  # The parent SIGKILLs us here, mid-copy.
+
+    registry_lib.shutil.copytree = lambda src, dst: real_copytree(src, dst, copy_function=slow_copy)
+    LocalRegistry(root).register("ranker", source)
+
+
+def test_sigkill_during_a_push_leaves_the_registry_consistent(tmp_path):
+    root = tmp_path / "reg"
+    registry = LocalRegistry(root)
+    registry.register("ranker", _model(tmp_path / "m1"))
+    started = tmp_path / "started"
+    process = multiprocessing.get_context("fork").Process(
+        target=_slow_push, args=(root, _model(tmp_path / "m2"), str(started))
+    )
+    process.start()
+    deadline = time.time() + 30
+    while not started.exists() and time.time() < deadline:
+        time.sleep(0.05)
+    assert started.exists()
+    os.kill(process.pid, signal.SIGKILL)
+    process.join()
+    assert process.exitcode == -signal.SIGKILL
+    assert [v.version for v in registry.versions("ranker")] == [1]
+    assert sorted(p.name for p in (root / "ranker").iterdir() if p.name.isdigit()) == ["1"]
+    # The killed push held the lock; the kernel released it, so the next push proceeds.
+    assert registry.register("ranker", str(tmp_path / "m2")).version == 2
+    assert not [p for p in (root / "ranker").iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_rollback_pins_a_version_in_the_index_and_the_tf_serving_config(tmp_path):
+    from google.protobuf import text_format
+    from tensorflow_serving.config import model_server_config_pb2
+
+    root = tmp_path / "reg"
+    registry = LocalRegistry(root)
+    for i in (1, 2, 3):
+        registry.register("ranker", _model(tmp_path / f"m{i}", payload=str(i)))
+
+    def served() -> list[int]:
+        text = (root / "ranker" / registry_lib.SERVING_CONFIG_FILE).read_text()
+        config = text_format.Parse(text, model_server_config_pb2.ModelServerConfig())
+        (model,) = config.model_config_list.config
+        assert model.name == "ranker" and model.base_path == str((root / "ranker").resolve())
+        return list(model.model_version_policy.specific.versions)
+
+    assert registry.serving_version("ranker") == 3 and served() == [3]
+    registry.set_serving("ranker", 1)
+    assert registry.serving_version("ranker") == 1 and served() == [1]
+    assert [v.serving for v in registry.versions("ranker")] == [True, False, False]
+    with pytest.raises(registry_lib.RegistryError, match="no version 7"):
+        registry.set_serving("ranker", 7)
+    # A new (blessed) push is served from then on.
+    registry.register("ranker", _model(tmp_path / "m4", payload="4"))
+    assert served() == [4]

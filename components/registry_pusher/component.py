@@ -1,4 +1,4 @@
-"""RegistryPusher: registers the trained SavedModel in a model registry."""
+"""RegistryPusher: registers the blessed SavedModel in a model registry."""
 
 from __future__ import annotations
 
@@ -11,7 +11,13 @@ from components.registry_pusher.spec import RegistryPusherSpec
 
 
 class RegistryPusher(base_component.BaseComponent):
-    """Publishes ``model`` as the next version of ``model_name`` under ``registry_root``."""
+    """Publishes ``model`` as the next version of ``model_name`` if ``model_blessing`` blessed it.
+
+    ``backend`` ``local``: a TF Serving layout under ``registry_root``;
+    ``mlflow``: the MLflow Model Registry at ``mlflow_tracking_uri`` (default:
+    ``sqlite:///<registry_root>/mlflow.db``). An unblessed model is not registered;
+    the PushedModel artifact then says ``pushed=0`` and why.
+    """
 
     SPEC_CLASS = RegistryPusherSpec
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)
@@ -21,14 +27,26 @@ class RegistryPusher(base_component.BaseComponent):
         model: types.BaseChannel,
         registry_root: str,
         model_name: str,
+        model_blessing: types.BaseChannel | None = None,
+        model_evaluation: types.BaseChannel | None = None,
         model_run: types.BaseChannel | None = None,
+        examples: types.BaseChannel | None = None,
+        backend: str = "local",
+        mlflow_tracking_uri: str = "",
+        mlflow_experiment: str = "",
     ):
         super().__init__(
             spec=RegistryPusherSpec(
                 model=model,
+                model_blessing=model_blessing,
+                model_evaluation=model_evaluation,
                 model_run=model_run,
+                examples=examples,
                 registry_root=registry_root,
                 model_name=model_name,
+                backend=backend,
+                mlflow_tracking_uri=mlflow_tracking_uri,
+                mlflow_experiment=mlflow_experiment,
                 pushed_model=types.Channel(type=standard_artifacts.PushedModel),
             )
         )

@@ -1,47 +1,120 @@
-"""Registers the Trainer's serving SavedModel and records where it went."""
+"""Registers the Trainer's serving SavedModel if it was blessed, and records where it went."""
 
 from __future__ import annotations
 
 import json
 import os
+from typing import Any
 
+from absl import logging
+from tfx.components.evaluator import constants as evaluator_constants
 from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 from tfx.utils import io_utils, path_utils
 
-from components.registry_pusher.registry import LocalRegistry
+from components.ranking_evaluator.executor import EVALUATION_FILE
+from components.registry_pusher.backends import open_registry
 from modules.trainer import METRICS_FILE
 
-BACKEND = "local"
+REGISTRATION_FILE = "registration.json"
+
+
+def _blessing(input_dict) -> tuple[bool, str]:
+    blessings = input_dict.get("model_blessing") or []
+    if not blessings:
+        return True, "no blessing input: pushed unconditionally"
+    blessing = blessings[0]
+    message = ""
+    if blessing.has_custom_property(evaluator_constants.ARTIFACT_PROPERTY_BLESSING_MESSAGE_KEY):
+        message = blessing.get_string_custom_property(evaluator_constants.ARTIFACT_PROPERTY_BLESSING_MESSAGE_KEY)
+    blessed = blessing.get_int_custom_property(evaluator_constants.ARTIFACT_PROPERTY_BLESSED_KEY) == 1
+    return blessed, message or ("blessed" if blessed else "not blessed")
+
+
+def _examples_lineage(input_dict) -> list[dict[str, Any]]:
+    lineage = []
+    for examples in input_dict.get("examples") or []:
+        entry = {"artifact_id": examples.id, "uri": examples.uri}
+        for key in ("span", "version"):
+            if examples.has_property(key):
+                entry[key] = examples.get_int_property(key)
+            elif examples.has_custom_property(key):
+                entry[key] = examples.get_int_custom_property(key)
+        lineage.append(entry)
+    return lineage
+
+
+def _metrics(input_dict) -> dict[str, float]:
+    if input_dict.get("model_evaluation"):
+        path = os.path.join(artifact_utils.get_single_uri(input_dict["model_evaluation"]), EVALUATION_FILE)
+        return json.loads(io_utils.read_string_file(path))["metrics"]
+    if input_dict.get("model_run"):
+        path = os.path.join(artifact_utils.get_single_uri(input_dict["model_run"]), METRICS_FILE)
+        if os.path.exists(path):
+            return json.loads(io_utils.read_string_file(path)).get("eval", {})
+    return {}
 
 
 class Executor(base_executor.BaseExecutor):
     def Do(self, input_dict, output_dict, exec_properties) -> None:
         model = artifact_utils.get_single_instance(input_dict["model"])
         pushed = artifact_utils.get_single_instance(output_dict["pushed_model"])
-        metadata = {"model_artifact_id": model.id, "model_uri": model.uri}
-        if input_dict.get("model_run"):
-            metrics_path = os.path.join(artifact_utils.get_single_uri(input_dict["model_run"]), METRICS_FILE)
-            if os.path.exists(metrics_path):
-                metadata["metrics"] = json.loads(io_utils.read_string_file(metrics_path)).get("eval", {})
+        backend = exec_properties.get("backend") or "local"
+        model_name = exec_properties["model_name"]
+        pushed.set_string_custom_property("registry_backend", backend)
+        pushed.set_string_custom_property("model_name", model_name)
+        pushed.set_int_custom_property("model_artifact_id", model.id)
 
-        registry = LocalRegistry(exec_properties["registry_root"])
-        registered = registry.register(
-            exec_properties["model_name"], path_utils.serving_model_path(model.uri), metadata
+        blessed, reason = _blessing(input_dict)
+        if not blessed:
+            logging.warning("Model %s is not registered: %s", model.id, reason)
+            pushed.set_int_custom_property("pushed", 0)
+            pushed.set_string_custom_property("pushed_reason", f"not blessed: {reason}")
+            io_utils.write_string_file(
+                os.path.join(pushed.uri, REGISTRATION_FILE),
+                json.dumps({"pushed": False, "reason": f"not blessed: {reason}", "model_artifact_id": model.id}),
+            )
+            return
+
+        context = self._context
+        metadata = {
+            "model_artifact_id": model.id,
+            "model_uri": model.uri,
+            "metrics": _metrics(input_dict),
+            "examples": _examples_lineage(input_dict),
+            "pipeline_run_id": getattr(context, "pipeline_run_id", None) if context else None,
+        }
+        for key in ("model_blessing", "model_evaluation", "model_run"):
+            if input_dict.get(key):
+                metadata[f"{key}_artifact_id"] = input_dict[key][0].id
+        registry = open_registry(
+            backend,
+            exec_properties["registry_root"],
+            exec_properties.get("mlflow_tracking_uri") or "",
+            exec_properties.get("mlflow_experiment") or "",
         )
-        # The same custom properties as TFX's Pusher, plus the backend.
+        registered = registry.register(model_name, path_utils.serving_model_path(model.uri), metadata)
+        logging.info(
+            "Registered model %s as %s version %d at %s", model.id, model_name, registered.version, registered.path
+        )
+        # The same custom properties as TFX's Pusher, plus backend, name and version.
         pushed.set_int_custom_property("pushed", 1)
         pushed.set_string_custom_property("pushed_destination", registered.path)
         pushed.set_int_custom_property("pushed_version", registered.version)
-        pushed.set_string_custom_property("registry_backend", BACKEND)
-        pushed.set_string_custom_property("model_name", registered.model_name)
+        pushed.set_string_custom_property("pushed_reason", reason)
+        pushed.set_int_custom_property("newly_registered", int(registered.newly_registered))
         io_utils.write_string_file(
-            os.path.join(pushed.uri, "registration.json"),
+            os.path.join(pushed.uri, REGISTRATION_FILE),
             json.dumps(
                 {
+                    "pushed": True,
+                    "backend": backend,
+                    "model_name": model_name,
                     "version": registered.version,
                     "path": registered.path,
                     "newly_registered": registered.newly_registered,
+                    "reason": reason,
+                    "model_artifact_id": model.id,
                 }
             ),
         )
