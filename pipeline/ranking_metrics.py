@@ -1,7 +1,9 @@
 """NDCG in plain numpy: an independent check of the model's TF-Ranking metrics.
 
-Gain ``2^rel - 1``, discount ``log2(rank + 1)``; lists without any relevant
-document are skipped (they have no ideal DCG), as TF-Ranking does.
+Gain ``2^rel - 1``, discount ``log2(rank + 1)``. Lists without any relevant
+document are skipped: no ordering can do better or worse on them. (TF-Ranking's
+Keras metrics count them as 0 instead, so its NDCG equals this one times the
+fraction of lists that have a relevant document.)
 """
 
 from __future__ import annotations
