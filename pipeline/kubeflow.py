@@ -20,7 +20,7 @@ from tfx.orchestration import data_types
 from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
 from tfx.utils import proto_utils
 
-from pipeline.config import Config
+from pipeline.config import Config, ConfigError
 from pipeline.pipeline import PipelineParameters, create_pipeline, span_range_config
 
 TARGETS = ("vertex", "kubeflow")
@@ -82,6 +82,14 @@ def compile_pipeline(config: Config, target: str = "vertex", output_dir: str = "
     """
     if target not in TARGETS:
         raise ValueError(f"unknown compile target '{target}' (expected one of {TARGETS})")
+    if config.examples.rolling_window_spans > 1:
+        # TFX 1.15's Kubeflow V2 compiler takes only plain channels, not the
+        # resolver-function graph (canned rolling_range) the window is built from.
+        raise ConfigError(
+            f"examples.rolling_window_spans = {config.examples.rolling_window_spans}: the rolling window runs "
+            "locally only; TFX 1.15's Kubeflow V2 / Vertex compiler cannot compile its resolver function. "
+            "Compile with rolling_window_spans: 1"
+        )
     os.makedirs(output_dir, exist_ok=True)
     job_file = f"{config.pipeline_name}_pipeline.json"
     runner = kubeflow_v2_dag_runner.KubeflowV2DagRunner(

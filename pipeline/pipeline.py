@@ -96,11 +96,20 @@ def span_range_config(span: int | None) -> range_config_pb2.RangeConfig | None:
     )
 
 
-def rolling_window(examples: tfx.dsl.Channel, num_spans: int) -> tfx.dsl.Channel:
-    """The Examples of the latest ``num_spans`` spans (latest version of each), or ``examples`` itself for 1."""
+def rolling_window(example_gen: ElwcExampleGen, num_spans: int) -> tfx.dsl.Channel:
+    """The Examples of the latest ``num_spans`` spans (latest version of each), or this run's for 1.
+
+    In a synchronous pipeline a node's output channel holds only the current
+    run's artifact, so the window reads the ExampleGen's outputs of all runs
+    (a producer-filtered channel) instead; consumers must then be ordered after
+    the ExampleGen explicitly (``add_upstream_node``), as no data edge does it.
+    """
     if num_spans <= 1:
-        return examples
-    return latest_spans(examples, n=num_spans)
+        return example_gen.outputs["examples"]
+    every_run = tfx.dsl.Channel(
+        type=tfx.types.standard_artifacts.Examples, producer_component_id=example_gen.id, output_key="examples"
+    )
+    return latest_spans(every_run, n=num_spans)
 
 
 def create_components(config: Config, params: PipelineParameters | None = None) -> list:
@@ -109,7 +118,7 @@ def create_components(config: Config, params: PipelineParameters | None = None) 
     training = config.training
     schema_gen = tfx.components.ImportSchemaGen(schema_file=params.schema_file or schema_path(config))
     example_gen = _example_gen(config, schema_gen.outputs["schema"], params.range_config)
-    training_examples = rolling_window(example_gen.outputs["examples"], config.examples.rolling_window_spans)
+    training_examples = rolling_window(example_gen, config.examples.rolling_window_spans)
     # Read now, at definition time: Transform ignores its Schema input for ELWC.
     schema_text = io_utils.read_string_file(schema_path(config))
     transform = tfx.components.Transform(
@@ -121,6 +130,7 @@ def create_components(config: Config, params: PipelineParameters | None = None) 
         # path as serving), so nothing is materialized.
         materialize=False,
     )
+    transform.add_upstream_node(example_gen)  # The rolling window has no data edge to it.
     training_custom_config = {**dataclasses.asdict(training), REQUIRE_HYPERPARAMETERS_KEY: not config.tuner.enabled}
     eval_args = tfx.proto.EvalArgs(num_steps=training.eval_steps or None)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import glob
 import os
 from pathlib import Path
@@ -109,15 +108,30 @@ def test_retraining_without_tuner_fails_fast_without_earlier_results(tmp_path):
 
 
 def test_retraining_on_a_new_span_reuses_the_tuned_hyperparameters(pipeline_run):
+    """Retraining mode, over a rolling window of the last two spans."""
     config, first = pipeline_run
     tuned = first.artifact("HyperParameters")
     write_span(Path(config.data_root), 3, SampleSpec(queries=config.sample_data.queries, seed=11))
 
-    report = run_local(dataclasses.replace(config, tuner=dataclasses.replace(config.tuner, enabled=False)))
+    retrain = apply_overrides(
+        config,
+        {
+            "tuner.enabled": False,
+            "examples.rolling_window_spans": 2,
+            "evaluation.max_regression": 1.0,  # this test is about retraining, not the gate
+        },
+    )
+    report = run_local(retrain)
     assert "Tuner" not in report.executions
     assert report.executions["LatestHyperparametersResolver"] == "COMPLETE"
     assert report.executions["Trainer"] == "COMPLETE"  # new span: really retrained, not cached
     assert report.artifact("Examples").custom_properties["span"].int_value == 3
+    # The rolling window: Transform and Trainer read the Examples of spans 2 and 3.
+    for node in ("Transform", "Trainer"):
+        spans = sorted(a.custom_properties["span"].int_value for a in report.inputs[node]["Examples"])
+        assert spans == [2, 3], node
+    # The evaluator judges on the newest span only.
+    assert [a.custom_properties["span"].int_value for a in report.inputs["RankingEvaluator"]["Examples"]] == [3]
     # Lineage: the Trainer consumed exactly the Tuner's best_hyperparameters artifact of the first run.
     assert [a.id for a in report.inputs["Trainer"]["HyperParameters"]] == [tuned.id]
     assert report.registration["version"] == 2

@@ -11,7 +11,7 @@ from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
 from pipeline.cli import main
-from pipeline.config import apply_overrides, load_config
+from pipeline.config import ConfigError, apply_overrides, load_config
 from pipeline.kubeflow import CONTAINER_COMMAND, compile_pipeline
 from pipeline.pipeline import create_pipeline
 
@@ -114,6 +114,11 @@ def test_retraining_spec_has_no_tuner(tmp_path):
     assert "HyperparametersImporter" in spec["root"]["dag"]["tasks"]["Trainer"]["dependentTasks"]
     assert importer["componentRef"]["name"]
     assert "gs://b/hp/1" in json.dumps(spec["deploymentSpec"]["executors"])
+
+
+def test_rolling_window_is_refused_clearly(tmp_path):
+    with pytest.raises(ConfigError, match="rolling_window_spans = 3: the rolling window runs locally only"):
+        compile_pipeline(_config(tmp_path, **{"examples.rolling_window_spans": 3}), "vertex", str(tmp_path))
 
 
 def test_cli_compile_writes_into_the_output_dir(tmp_path, capsys):

@@ -113,6 +113,11 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             "file_format", write_split.to_file_format_str(example_gen_pb2.FORMAT_TFRECORDS_GZIP)
         )
         attach_data_view(examples, feature_set)
+        # The driver records span/version as custom properties; the Examples type's own
+        # properties are what span-based resolvers (the rolling window) read.
+        for key in (utils.SPAN_PROPERTY_NAME, utils.VERSION_PROPERTY_NAME):
+            if exec_properties.get(key) is not None:
+                setattr(examples, key, int(exec_properties[key]))
 
     def _check(self, summary: dict, patterns: list[str], uri: str, dead_letter_dir: str, max_fraction: float) -> None:
         rows = summary["rows_read"]

@@ -37,7 +37,7 @@ def _examples_lineage(input_dict) -> list[dict[str, Any]]:
         entry = {"artifact_id": examples.id, "uri": examples.uri}
         for key in ("span", "version"):
             if examples.has_property(key):
-                entry[key] = examples.get_int_property(key)
+                entry[key] = int(getattr(examples, key))
             elif examples.has_custom_property(key):
                 entry[key] = examples.get_int_custom_property(key)
         lineage.append(entry)
