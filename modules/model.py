@@ -129,7 +129,9 @@ def make_loss(hp: kt.HyperParameters) -> tf.keras.losses.Loss:
     return tfr.keras.losses.get(hp.get("loss"))
 
 
-def build_model(feature_set: FeatureSet, hp: kt.HyperParameters, steps_per_execution: int = 1) -> tf.keras.Model:
+def build_model(
+    feature_set: FeatureSet, hp: kt.HyperParameters, steps_per_execution: int = 1, **compile_kwargs
+) -> tf.keras.Model:
     """Builds and compiles the ranking model for transformed, densified inputs.
 
     Inputs: context features ``[B, 1]``, document features ``[B, L, 1]`` and the
@@ -142,5 +144,6 @@ def build_model(feature_set: FeatureSet, hp: kt.HyperParameters, steps_per_execu
         loss=make_loss(hp),
         metrics=ranking_metrics(),
         steps_per_execution=steps_per_execution,
+        **compile_kwargs,
     )
     return model

@@ -28,6 +28,7 @@ class TrainingConfig:
     list_size: int = 32  # documents per list seen in training
     epochs: int = 6  # train_steps are spread over this many epochs (validation after each)
     early_stopping_patience: int = 2  # epochs without a better validation NDCG@10 before stopping
+    steps_per_execution: int = 10  # training steps per tf.function call (less Python overhead)
     strategy: str = "mirrored"
     workers: int = 2  # multi_worker / parameter_server: worker processes started locally
     parameter_servers: int = 1  # parameter_server: ps processes started locally
