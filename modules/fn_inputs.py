@@ -13,6 +13,15 @@ from modules.model_inputs import make_dataset
 from modules.training_config import TrainingConfig
 
 
+def count_records(patterns: list[str]) -> int:
+    """Number of lists (ELWC records) in ExampleGen's GZIP TFRecord files."""
+    files = sorted(path for pattern in patterns for path in tf.io.gfile.glob(pattern))
+    if not files:
+        raise FileNotFoundError(f"no ELWC files match {patterns}")
+    dataset = tf.data.TFRecordDataset(files, compression_type="GZIP")
+    return int(dataset.reduce(tf.constant(0, tf.int64), lambda n, _: n + 1))
+
+
 @dataclasses.dataclass
 class FnInputs:
     feature_set: FeatureSet

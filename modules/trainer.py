@@ -25,7 +25,7 @@ from absl import logging
 
 from modules import distribution
 from modules import hparams as hparams_lib
-from modules.fn_inputs import FnInputs
+from modules.fn_inputs import FnInputs, count_records
 from modules.model import NDCG_METRIC, VAL_NDCG_METRIC, build_model
 from modules.serving import export_serving_model
 from modules.training_config import TrainingConfig
@@ -124,11 +124,6 @@ def _local_replicas(strategy: tf.distribute.Strategy) -> int:
         return 1
 
 
-def _count_records(files: list[str]) -> int:
-    dataset = tf.data.TFRecordDataset(sorted(tf.io.gfile.glob(files)), compression_type="GZIP")
-    return int(dataset.reduce(tf.constant(0, tf.int64), lambda n, _: n + 1))
-
-
 def train_and_export(job: TrainJob, strategy: tf.distribute.Strategy | None = None) -> dict[str, Any]:
     """Trains with early stopping on validation NDCG@10 and exports the SavedModel.
 
@@ -153,13 +148,13 @@ def train_and_export(job: TrainJob, strategy: tf.distribute.Strategy | None = No
         # evaluation (pss_evaluation_shards) needs a finite dataset per shard.
         train_data = tf.keras.utils.experimental.DatasetCreator(inputs.input_fn(job.train_files, True, global_batch))
         eval_data = inputs.dataset(job.eval_files, train=False, batch_size=global_batch)
-        validation_steps = job.eval_steps or math.ceil(_count_records(job.eval_files) / global_batch)
+        validation_steps = job.eval_steps or math.ceil(count_records(job.eval_files) / global_batch)
     else:
         train_data = inputs.distributed_dataset(strategy, job.train_files, True, global_batch)
         eval_data = inputs.distributed_dataset(strategy, job.eval_files, False, global_batch)
         # One full pass: every worker reads all eval lists, split over its local replicas.
         local_batch = config.batch_size * _local_replicas(strategy)
-        validation_steps = job.eval_steps or math.ceil(_count_records(job.eval_files) / local_batch)
+        validation_steps = job.eval_steps or math.ceil(count_records(job.eval_files) / local_batch)
 
     with strategy.scope():
         model = build_model(

@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from modules.training_config import STRATEGIES, TrainingConfig
+from modules.training_config import STRATEGIES, TUNER_ALGORITHMS, TrainingConfig, TunerSettings
 
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent / "default_config.yaml"
 
@@ -28,11 +28,8 @@ class ExamplesConfig:
     eval_buckets: int = 1
 
 
-@dataclasses.dataclass
-class TunerConfig:
-    enabled: bool = True
-    max_trials: int = 3
-    train_steps: int = 120
+# The `tuner` section is the Tuner module's own settings class.
+TunerConfig = TunerSettings
 
 
 @dataclasses.dataclass
@@ -85,7 +82,14 @@ _CHECKS: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
     ("training", "list_size"): (lambda v: v > 0, "must be > 0"),
     ("training", "epochs"): (lambda v: v > 0, "must be > 0"),
     ("training", "strategy"): (lambda v: v in STRATEGIES, f"must be one of {', '.join(STRATEGIES)}"),
+    ("training", "early_stopping_patience"): (lambda v: v >= 0, "must be >= 0"),
+    ("training", "steps_per_execution"): (lambda v: v > 0, "must be > 0"),
+    ("training", "workers"): (lambda v: v > 0, "must be > 0"),
+    ("training", "parameter_servers"): (lambda v: v > 0, "must be > 0"),
+    ("training", "cluster_timeout_s"): (lambda v: v > 0, "must be > 0"),
+    ("tuner", "algorithm"): (lambda v: v in TUNER_ALGORITHMS, f"must be one of {', '.join(TUNER_ALGORITHMS)}"),
     ("tuner", "max_trials"): (lambda v: v > 0, "must be > 0"),
+    ("tuner", "epochs"): (lambda v: v > 0, "must be > 0"),
     ("tuner", "train_steps"): (lambda v: v > 0, "must be > 0"),
     ("sample_data", "spans"): (lambda v: v > 0, "must be > 0"),
     ("sample_data", "queries"): (lambda v: v > 0, "must be > 0"),

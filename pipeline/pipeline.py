@@ -15,6 +15,7 @@ from components.elwc_example_gen import ElwcExampleGen
 from components.registry_pusher import RegistryPusher
 from modules.features import DEFAULT_SCHEMA_PATH
 from modules.preprocessing import SCHEMA_CONFIG_KEY
+from modules.training_config import TUNER_CONFIG_KEY
 from pipeline.config import Config
 
 PREPROCESSING_FN = "modules.preprocessing.preprocessing_fn"
@@ -83,7 +84,7 @@ def create_components(config: Config) -> list:
             schema=schema_gen.outputs["schema"],
             train_args=tfx.proto.TrainArgs(num_steps=config.tuner.train_steps),
             eval_args=eval_args,
-            custom_config={**training_custom_config, "max_trials": config.tuner.max_trials},
+            custom_config={**training_custom_config, TUNER_CONFIG_KEY: dataclasses.asdict(config.tuner)},
         )
         hyperparameters = tuner.outputs["best_hyperparameters"]
         components.append(tuner)

@@ -14,3 +14,11 @@ from modules.features import FeatureSet, load_feature_set  # noqa: E402
 @pytest.fixture(scope="session")
 def feature_set() -> FeatureSet:
     return load_feature_set()
+
+
+@pytest.fixture(scope="session")
+def transform_run(tmp_path_factory):
+    """Sample data through the pipeline's components up to Transform, once per session (~1 min)."""
+    from pipeline.transform_run import run_until_transform
+
+    return run_until_transform(tmp_path_factory.mktemp("transform-run"), queries=160)
