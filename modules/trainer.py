@@ -26,7 +26,7 @@ from absl import logging
 from modules import distribution
 from modules import hparams as hparams_lib
 from modules.fn_inputs import FnInputs, count_records
-from modules.model import NDCG_METRIC, VAL_NDCG_METRIC, build_model
+from modules.model import NDCG_METRIC, VAL_NDCG_METRIC, build_model, ranking_metrics
 from modules.serving import export_serving_model
 from modules.training_config import TrainingConfig
 
@@ -112,6 +112,39 @@ class TrainThroughput(tf.keras.callbacks.Callback):
         return self.steps * self.lists_per_step / self.seconds if self.seconds else 0.0
 
 
+def evaluate_on_coordinator(model: tf.keras.Model, dataset: tf.data.Dataset) -> dict[str, float]:
+    """Loss and ranking metrics over ``dataset``, computed in this process (one full pass)."""
+    metrics = ranking_metrics()
+    loss = tf.keras.metrics.Mean(name="loss")
+
+    @tf.function
+    def step(features, labels):
+        scores = model(features, training=False)
+        loss.update_state(model.loss(labels, scores))
+        for metric in metrics:
+            metric.update_state(labels, scores)
+
+    for features, labels in dataset:
+        step(features, labels)
+    return {m.name: float(m.result()) for m in [loss, *metrics]}
+
+
+class CoordinatorValidation(tf.keras.callbacks.Callback):
+    """Validation after each epoch on the ParameterServerStrategy coordinator.
+
+    Adds ``val_*`` entries to the epoch logs, so EarlyStopping and TensorBoard
+    (listed after it) see them as with Keras' own validation.
+    """
+
+    def __init__(self, dataset: tf.data.Dataset):
+        super().__init__()
+        self.dataset = dataset
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs.update({f"val_{k}": v for k, v in evaluate_on_coordinator(self.model, self.dataset).items()})
+
+
 def _scratch_dir() -> str:
     task_type, index = distribution.task()
     return tempfile.mkdtemp(prefix=f"ltr-{task_type}-{index}-")
@@ -147,8 +180,12 @@ def train_and_export(job: TrainJob, strategy: tf.distribute.Strategy | None = No
         # ParameterServerStrategy takes datasets through DatasetCreator; its exact
         # evaluation (pss_evaluation_shards) needs a finite dataset per shard.
         train_data = tf.keras.utils.experimental.DatasetCreator(inputs.input_fn(job.train_files, True, global_batch))
+        # Validation runs on the coordinator (CoordinatorValidation): Keras' exact
+        # evaluation under ParameterServerStrategy needs file-shardable input.
         eval_data = inputs.dataset(job.eval_files, train=False, batch_size=global_batch)
-        validation_steps = job.eval_steps or math.ceil(count_records(job.eval_files) / global_batch)
+        if job.eval_steps:
+            eval_data = eval_data.take(job.eval_steps)
+        validation_steps = None
     else:
         train_data = inputs.distributed_dataset(strategy, job.train_files, True, global_batch)
         eval_data = inputs.distributed_dataset(strategy, job.eval_files, False, global_batch)
@@ -157,12 +194,7 @@ def train_and_export(job: TrainJob, strategy: tf.distribute.Strategy | None = No
         validation_steps = job.eval_steps or math.ceil(count_records(job.eval_files) / local_batch)
 
     with strategy.scope():
-        model = build_model(
-            inputs.feature_set,
-            hp,
-            steps_per_execution=config.steps_per_execution,
-            **({"pss_evaluation_shards": "auto"} if parameter_server else {}),
-        )
+        model = build_model(inputs.feature_set, hp, steps_per_execution=config.steps_per_execution)
 
     scratch = None if chief else _scratch_dir()
     model_run_dir = job.model_run_dir if chief else os.path.join(scratch, "model_run")
@@ -180,16 +212,21 @@ def train_and_export(job: TrainJob, strategy: tf.distribute.Strategy | None = No
             train_data,
             epochs=epochs,
             steps_per_epoch=steps_per_epoch,
-            validation_data=eval_data,
+            validation_data=None if parameter_server else eval_data,
             validation_steps=validation_steps,
-            callbacks=[
+            callbacks=([CoordinatorValidation(eval_data)] if parameter_server else [])
+            + [
                 early_stopping,
-                throughput,
                 tf.keras.callbacks.TensorBoard(log_dir=os.path.join(model_run_dir, LOGS_DIR)),
-            ],
+            ]
+            # ParameterServerStrategy allows no batch-level callbacks.
+            + ([] if parameter_server else [throughput]),
             verbose=2,
         )
-        metrics = model.evaluate(eval_data, steps=validation_steps, return_dict=True, verbose=0)
+        if parameter_server:
+            metrics = evaluate_on_coordinator(model, eval_data)
+        else:
+            metrics = model.evaluate(eval_data, steps=validation_steps, return_dict=True, verbose=0)
         summary = {
             "eval": {k: float(v) for k, v in metrics.items()},
             "hyperparameters": hparams_lib.values(hp),
