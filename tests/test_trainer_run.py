@@ -12,10 +12,13 @@ import tensorflow as tf
 from tensorflow_serving.apis import input_pb2
 from tfx.components.trainer.fn_args_utils import FnArgs
 
+from modules import hparams
 from modules.trainer import METRICS_FILE, run_fn
 from pipeline.ranking_metrics import mean_ndcg, random_ndcg
 
-TRAINING = {"batch_size": 16, "epochs": 3, "early_stopping_patience": 1, "seed": 0, "cluster_timeout_s": 300}
+TRAINING = {"epochs": 3, "early_stopping_patience": 1, "seed": 0, "cluster_timeout_s": 300}
+# A small, stable model: the eval split has ~40 lists, so the comparison must not ride on noise.
+HPARAMS = hparams.fixed(batch_norm=False, learning_rate=0.005, dropout=0.0).get_config()
 
 
 def _train(transform_run, out, **training):
@@ -29,7 +32,7 @@ def _train(transform_run, out, **training):
         train_steps=60,
         eval_steps=None,
         custom_config={**TRAINING, **training},
-        hyperparameters=None,
+        hyperparameters=HPARAMS,
     )
     run_fn(fn_args)
     with open(out / "model_run" / METRICS_FILE) as handle:
@@ -38,9 +41,10 @@ def _train(transform_run, out, **training):
 
 @pytest.fixture(scope="module")
 def runs(transform_run, tmp_path_factory):
-    single = _train(transform_run, tmp_path_factory.mktemp("single"), strategy="none")
+    # The same global batch (32 lists per step): one process, or 16 lists on each of two workers.
+    single = _train(transform_run, tmp_path_factory.mktemp("single"), strategy="none", batch_size=32)
     out = tmp_path_factory.mktemp("multi")
-    multi = _train(transform_run, out, strategy="multi_worker", workers=2)
+    multi = _train(transform_run, out, strategy="multi_worker", workers=2, batch_size=16)
     return single, multi, out
 
 
@@ -56,9 +60,9 @@ def _numpy_ndcg(transform_run, serving_dir) -> tuple[float, float]:
     return mean_ndcg(lists), random_ndcg([labels for labels, _ in lists])
 
 
-def test_two_workers_train_with_a_doubled_global_batch(runs):
+def test_two_workers_split_the_global_batch(runs):
     single, multi, out = runs
-    assert (single["strategy"], single["replicas"], single["global_batch_size"]) == ("none", 1, 16)
+    assert (single["strategy"], single["replicas"], single["global_batch_size"]) == ("none", 1, 32)
     assert (multi["strategy"], multi["replicas"], multi["global_batch_size"]) == ("multi_worker", 2, 32)
     logs = sorted(os.listdir(out / "model_run" / "cluster"))
     assert logs == ["worker-0.log", "worker-1.log"]
@@ -85,4 +89,21 @@ def test_multi_worker_quality_matches_one_process_and_the_export_is_the_best_epo
     assert multi["eval"]["ndcg_10"] == pytest.approx(max(multi["validation_history"]), abs=1e-4)
     exported, random = _numpy_ndcg(transform_run, out / "serving")
     assert exported == pytest.approx(multi["eval"]["ndcg_10"], abs=0.02)
+    assert exported > random + 0.1
+
+
+def test_parameter_server_strategy_trains_on_a_local_cluster_and_exports(transform_run, tmp_path):
+    summary = _train(
+        transform_run, tmp_path, strategy="parameter_server", workers=2, parameter_servers=1, batch_size=16
+    )
+    assert summary["strategy"] == "parameter_server"
+    assert sorted(os.listdir(tmp_path / "model_run" / "cluster")) == [
+        "chief-0.log",
+        "ps-0.log",
+        "worker-0.log",
+        "worker-1.log",
+    ]
+    assert len(summary["validation_history"]) == summary["epochs_run"] >= 1
+    exported, random = _numpy_ndcg(transform_run, tmp_path / "serving")
+    assert exported == pytest.approx(summary["eval"]["ndcg_10"], abs=0.02)
     assert exported > random + 0.1
