@@ -46,7 +46,7 @@ def _mean_docs_per_list(files: list[str], list_size: int) -> float:
     return float(np.mean(counts))
 
 
-def run_ours(run, out: str, steps: int, epochs: int, batch: int, list_size: int, spe: int) -> dict:
+def run_ours(run, out: str, steps: int, epochs: int, batch: int, list_size: int, spe: int, seed: int) -> dict:
     job = TrainJob(
         train_files=run.split_files("train"),
         eval_files=run.split_files("eval"),
@@ -63,6 +63,7 @@ def run_ours(run, out: str, steps: int, epochs: int, batch: int, list_size: int,
             "epochs": epochs,
             "early_stopping_patience": epochs,  # never stop early: same number of steps as the baseline
             "steps_per_execution": spe,
+            "seed": seed,
         },
         hyperparameters=hparams.fixed(**HP).get_config(),
     )
@@ -86,8 +87,11 @@ class _TimedPipeline(tfr.keras.pipeline.SimplePipeline):
         return [*super().build_callbacks(), self.throughput, self.history]
 
 
-def run_simple_pipeline(run, out: str, steps: int, epochs: int, batch: int, list_size: int, spe: int) -> dict:
+def run_simple_pipeline(
+    run, out: str, steps: int, epochs: int, batch: int, list_size: int, spe: int, seed: int
+) -> dict:
     """TF-Ranking's SimplePipeline (seed 000's example) on the same ELWC files."""
+    tf.keras.utils.set_random_seed(seed)
     feature_set = load_feature_set(run.schema_path)
 
     def spec(feature):
@@ -166,15 +170,28 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--list-size", type=int, default=32)
     parser.add_argument("--steps-per-execution", type=int, default=10)
+    parser.add_argument("--seeds", type=int, default=3, help="repeat both trainers with seeds 0..N-1; report means")
     parser.add_argument("--home", default=None, help="work directory (default: a temporary one)")
     args = parser.parse_args(argv)
     home = args.home or tempfile.mkdtemp(prefix="ltr-bench-trainer-")
     run = run_until_transform(os.path.join(home, "transform"), queries=args.queries, spans=1)
     common = (args.steps, args.epochs, args.batch_size, args.list_size, args.steps_per_execution)
-    tf.keras.utils.set_random_seed(0)
-    baseline = run_simple_pipeline(run, os.path.join(home, "simple_pipeline"), *common)
-    tf.keras.utils.set_random_seed(0)
-    ours = run_ours(run, os.path.join(home, "ours"), *common)
+    results: dict[str, list[dict]] = {"baseline": [], "ours": []}
+    for seed in range(args.seeds):  # Alternate, so machine load drifts hit both alike.
+        results["baseline"].append(
+            run_simple_pipeline(run, os.path.join(home, f"simple_pipeline-{seed}"), *common, seed)
+        )
+        results["ours"].append(run_ours(run, os.path.join(home, f"ours-{seed}"), *common, seed))
+
+    def mean(name: str, key: str) -> float:
+        return float(np.mean([r[key] for r in results[name]]))
+
+    baseline = {k: mean("baseline", k) for k in ("lists_per_s", "ndcg_10", "best_ndcg_10", "wall_s")}
+    ours = {k: mean("ours", k) for k in ("lists_per_s", "ndcg_10", "wall_s")}
+    per_seed = [
+        (round(b["ndcg_10"], 4), round(o["ndcg_10"], 4))
+        for b, o in zip(results["baseline"], results["ours"], strict=True)
+    ]
     docs = _mean_docs_per_list(run.split_files("train"), args.list_size)
 
     print()
@@ -187,7 +204,7 @@ def main(argv: list[str] | None = None) -> None:
         f"data: sample logs, {args.queries} queries, {count_records(run.split_files('train'))} train / "
         f"{count_records(run.split_files('eval'))} eval lists, {docs:.1f} documents per list (<= list_size); "
         f"{args.steps} steps x {args.batch_size} lists, steps_per_execution {args.steps_per_execution}; "
-        f"{HP['scorer']} scorer, {HP['loss']}"
+        f"{HP['scorer']} scorer, {HP['loss']}; means over seeds 0..{args.seeds - 1}"
     )
     print()
     print("| trainer | lists/s | documents/s | NDCG@10 (eval) | wall s |")
@@ -202,8 +219,8 @@ def main(argv: list[str] | None = None) -> None:
         f"{ours['lists_per_s'] / baseline['lists_per_s']:.2f} | {ours['ndcg_10'] - baseline['ndcg_10']:+.4f} (diff) | |"
     )
     print(
-        f"\nSimplePipeline's best epoch NDCG@10 {baseline['best_ndcg_10']:.4f} (it exports the last epoch; "
-        "ours restores the best epoch's weights)."
+        f"\nper seed NDCG@10 (SimplePipeline, ours): {per_seed}; SimplePipeline's best-epoch NDCG@10 "
+        f"{baseline['best_ndcg_10']:.4f} (it exports the last epoch; ours restores the best epoch's weights)."
     )
 
 
