@@ -177,8 +177,8 @@ def train_and_export(job: TrainJob, strategy: tf.distribute.Strategy | None = No
     epochs = max(1, min(config.epochs, job.train_steps))
     steps_per_epoch = max(1, job.train_steps // epochs)
     if parameter_server:
-        # ParameterServerStrategy takes datasets through DatasetCreator; its exact
-        # evaluation (pss_evaluation_shards) needs a finite dataset per shard.
+        # ParameterServerStrategy takes datasets through DatasetCreator; each worker
+        # reads its own shard and runs whole steps of batch_size lists (asynchronously).
         train_data = tf.keras.utils.experimental.DatasetCreator(inputs.input_fn(job.train_files, True, global_batch))
         # Validation runs on the coordinator (CoordinatorValidation): Keras' exact
         # evaluation under ParameterServerStrategy needs file-shardable input.
