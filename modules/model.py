@@ -1,4 +1,4 @@
-"""The TF-Ranking Keras model: inputs from the schema, a DNN scorer, ranking losses."""
+"""The TF-Ranking Keras model: inputs from the schema, a DNN or listwise scorer, ranking losses."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from modules.features import MASK_KEY, FeatureSet
 from modules.hparams import search_space
 
 NDCG_METRIC = "ndcg_10"
+VAL_NDCG_METRIC = f"val_{NDCG_METRIC}"
 
 
 def _dense_spec(features) -> dict[str, tf.io.FixedLenFeature]:
@@ -25,35 +26,124 @@ def ranking_metrics() -> list[tf.keras.metrics.Metric]:
     ]
 
 
-def build_model(feature_set: FeatureSet, hp: kt.HyperParameters) -> tf.keras.Model:
+class DasalcScorer(tfr.keras.model.Scorer):
+    """DASALC-style listwise scorer (Qin et al., ICLR 2021) from TF-Ranking layers.
+
+    Each document goes through a DNN tower (``tfr.keras.layers.create_tower``);
+    a stack of multi-head self-attention layers over the list
+    (``tfr.keras.layers.DocumentInteractionAttention``, masked to real
+    documents) gives every document a listwise context vector ``a``; the score
+    is ``Dense(1)(h * (1 + a))``, so the context modulates the tower's output.
+    Padded documents never influence real ones (the attention is masked and the
+    flattening uses TF-Ranking's circular padding).
+    """
+
+    def __init__(
+        self,
+        hidden_layer_dims: list[int],
+        attention_heads: int,
+        attention_layers: int,
+        dropout: float,
+        batch_norm: bool,
+    ):
+        self._hidden = list(hidden_layer_dims)
+        self._heads = attention_heads
+        self._attention_layers = attention_layers
+        self._dropout = dropout
+        self._batch_norm = batch_norm
+
+    def __call__(self, context_features, example_features, mask):
+        width = self._hidden[-1]
+        # [B, L, D]: context features repeated per document, then document features.
+        listwise = tfr.keras.layers.ConcatFeatures()(inputs=(context_features, example_features, mask))
+        if self._batch_norm:
+            listwise = tf.keras.layers.BatchNormalization(name="listwise_input_bn")(listwise)
+        context = tfr.keras.layers.DocumentInteractionAttention(
+            num_heads=self._heads,
+            head_size=width,
+            num_layers=self._attention_layers,
+            dropout=self._dropout,
+            name="document_interaction",
+        )(inputs=(listwise, mask))  # [B, L, width]
+
+        flat_context, flat_examples = tfr.keras.layers.FlattenList()(inputs=(context_features, example_features, mask))
+        flat_inputs = tf.concat(
+            [tf.keras.layers.Flatten()(flat_context[k]) for k in sorted(flat_context)]
+            + [tf.keras.layers.Flatten()(flat_examples[k]) for k in sorted(flat_examples)],
+            axis=1,
+        )
+        tower = tfr.keras.layers.create_tower(
+            hidden_layer_dims=self._hidden[:-1],
+            output_units=width,
+            activation=tf.nn.relu,
+            input_batch_norm=self._batch_norm,
+            use_batch_norm=self._batch_norm,
+            dropout=self._dropout,
+            name="document_tower",
+        )
+        hidden = tf.nn.relu(tower(flat_inputs))  # [B*L, width]
+        flat_attention = tf.reshape(context, [-1, width])  # same [B*L] order as FlattenList
+        logits = tf.keras.layers.Dense(1, name="score")(hidden * (1.0 + flat_attention))
+        return tfr.keras.layers.RestoreList()(inputs=(logits, mask))
+
+
+def make_scorer(hp: kt.HyperParameters) -> tfr.keras.model.Scorer:
+    units = int(hp.get("hidden_units"))
+    hidden = [units] * int(hp.get("num_layers"))
+    dropout = float(hp.get("dropout"))
+    batch_norm = bool(hp.get("batch_norm"))
+    scorer = hp.get("scorer")
+    if scorer == "dnn":
+        return tfr.keras.model.DNNScorer(
+            hidden_layer_dims=hidden,
+            output_units=1,
+            activation=tf.nn.relu,
+            input_batch_norm=batch_norm,
+            use_batch_norm=batch_norm,
+            dropout=dropout,
+        )
+    if scorer == "dasalc":
+        return DasalcScorer(
+            hidden_layer_dims=hidden,
+            attention_heads=int(hp.get("attention_heads")),
+            attention_layers=int(hp.get("attention_layers")),
+            dropout=dropout,
+            batch_norm=batch_norm,
+        )
+    raise ValueError(f"unknown scorer '{scorer}'")
+
+
+def make_model_builder(feature_set: FeatureSet, hp: kt.HyperParameters) -> tfr.keras.model.ModelBuilder:
+    return tfr.keras.model.ModelBuilder(
+        input_creator=tfr.keras.model.FeatureSpecInputCreator(
+            _dense_spec(feature_set.context), _dense_spec(feature_set.document)
+        ),
+        preprocessor=tfr.keras.model.PreprocessorWithSpec({}),
+        scorer=make_scorer(hp),
+        mask_feature_name=MASK_KEY,
+        name="ranker",
+    )
+
+
+def make_loss(hp: kt.HyperParameters) -> tf.keras.losses.Loss:
+    return tfr.keras.losses.get(hp.get("loss"))
+
+
+def build_model(
+    feature_set: FeatureSet, hp: kt.HyperParameters, steps_per_execution: int = 1, **compile_kwargs
+) -> tf.keras.Model:
     """Builds and compiles the ranking model for transformed, densified inputs.
 
     Inputs: context features ``[B, 1]``, document features ``[B, L, 1]`` and the
     boolean mask ``[B, L]``; output: scores ``[B, L]``.
     """
     search_space(hp)
-    units = int(hp.get("hidden_units"))
-    scorer = tfr.keras.model.DNNScorer(
-        hidden_layer_dims=[units] * int(hp.get("num_layers")),
-        output_units=1,
-        activation=tf.nn.relu,
-        input_batch_norm=bool(hp.get("batch_norm")),
-        use_batch_norm=bool(hp.get("batch_norm")),
-        dropout=float(hp.get("dropout")),
-    )
-    builder = tfr.keras.model.ModelBuilder(
-        input_creator=tfr.keras.model.FeatureSpecInputCreator(
-            _dense_spec(feature_set.context), _dense_spec(feature_set.document)
-        ),
-        preprocessor=tfr.keras.model.PreprocessorWithSpec({}),
-        scorer=scorer,
-        mask_feature_name=MASK_KEY,
-        name="ranker",
-    )
-    model = builder.build()
+    model = make_model_builder(feature_set, hp).build()
     model.compile(
         optimizer=tf.keras.optimizers.Adam(learning_rate=float(hp.get("learning_rate"))),
-        loss=tfr.keras.losses.get(hp.get("loss")),
+        loss=make_loss(hp),
         metrics=ranking_metrics(),
+        steps_per_execution=steps_per_execution,
+        **compile_kwargs,
     )
     return model

@@ -69,8 +69,15 @@ def make_dataset(
     shuffle: bool,
     repeat: bool,
     seed: int = 0,
+    num_shards: int = 1,
+    shard_index: int = 0,
 ) -> tf.data.Dataset:
-    """A ``tf.data`` pipeline over ExampleGen's GZIP TFRecords of ELWC."""
+    """A ``tf.data`` pipeline over ExampleGen's GZIP TFRecords of ELWC.
+
+    ``num_shards``/``shard_index``: distributed training reads every
+    ``num_shards``-th list from ``shard_index`` on, before decoding, so each
+    input pipeline decodes only its own lists.
+    """
     files = (
         tf.io.gfile.glob(file_pattern)
         if isinstance(file_pattern, str)
@@ -79,6 +86,8 @@ def make_dataset(
     if not files:
         raise FileNotFoundError(f"no ELWC files match {file_pattern}")
     dataset = tf.data.TFRecordDataset(sorted(files), compression_type="GZIP")
+    if num_shards > 1:
+        dataset = dataset.shard(num_shards, shard_index)
     if shuffle:
         dataset = dataset.shuffle(4096, seed=seed, reshuffle_each_iteration=True)
     if repeat:

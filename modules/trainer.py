@@ -1,62 +1,318 @@
-"""TFX Trainer ``run_fn``: trains the TF-Ranking model and exports it for serving."""
+"""TFX Trainer ``run_fn``: trains the TF-Ranking model and exports it for serving.
+
+One code path for every strategy: ``train_and_export`` runs in the TFX
+executor (none / mirrored, or a cluster whose ``TF_CONFIG`` the platform set,
+e.g. Vertex AI), or in each process ``modules.local_cluster`` starts
+(multi_worker / parameter_server on one machine). Only the chief writes the
+model, the metrics and the TensorBoard logs; the other workers write theirs to a
+scratch directory that is deleted (MultiWorkerMirroredStrategy needs every worker
+to take part in saving).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import os
+import shutil
+import tempfile
+import time
+from typing import Any
 
 import tensorflow as tf
 from absl import logging
 
+from modules import distribution
 from modules import hparams as hparams_lib
-from modules.distribution import make_strategy
-from modules.fn_inputs import FnInputs
-from modules.model import NDCG_METRIC, build_model
+from modules.fn_inputs import FnInputs, count_records
+from modules.model import NDCG_METRIC, VAL_NDCG_METRIC, build_model, ranking_metrics
 from modules.serving import export_serving_model
-from modules.training_config import REQUIRE_HYPERPARAMETERS_KEY
+from modules.training_config import REQUIRE_HYPERPARAMETERS_KEY, TrainingConfig
 
 METRICS_FILE = "metrics.json"
+LOGS_DIR = "logs"
+
+
+@dataclasses.dataclass
+class TrainJob:
+    """The parts of TFX's FnArgs training needs, JSON-serialisable for worker processes."""
+
+    train_files: list[str]
+    eval_files: list[str]
+    transform_graph_path: str
+    schema_path: str
+    serving_model_dir: str
+    model_run_dir: str
+    train_steps: int
+    eval_steps: int | None
+    custom_config: dict[str, Any]
+    hyperparameters: dict[str, Any] | None = None
+
+    @classmethod
+    def from_fn_args(cls, fn_args) -> TrainJob:
+        return cls(
+            train_files=list(fn_args.train_files),
+            eval_files=list(fn_args.eval_files),
+            transform_graph_path=fn_args.transform_graph_path,
+            schema_path=fn_args.schema_path,
+            serving_model_dir=fn_args.serving_model_dir,
+            model_run_dir=fn_args.model_run_dir,
+            train_steps=int(fn_args.train_steps),
+            eval_steps=int(fn_args.eval_steps) if fn_args.eval_steps else None,
+            custom_config=dict(fn_args.custom_config or {}),
+            hyperparameters=fn_args.hyperparameters,
+        )
+
+    @property
+    def config(self) -> TrainingConfig:
+        return TrainingConfig.from_custom_config(self.custom_config)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> TrainJob:
+        return cls(**json.loads(text))
+
+
+class BestWeightsEarlyStopping(tf.keras.callbacks.EarlyStopping):
+    """EarlyStopping that also restores the best epoch's weights when training
+    runs to the end (Keras only restores them when it stops early)."""
+
+    def on_train_end(self, logs=None):
+        super().on_train_end(logs)
+        if self.restore_best_weights and self.best_weights is not None and self.stopped_epoch == 0:
+            self.model.set_weights(self.best_weights)
+
+
+class TrainThroughput(tf.keras.callbacks.Callback):
+    """Steady-state training speed: time between consecutive training executions,
+    skipping the first one of the run (graph tracing) and validation."""
+
+    def __init__(self, lists_per_step: int):
+        super().__init__()
+        self.lists_per_step = lists_per_step
+        self.steps = 0
+        self.seconds = 0.0
+        self._previous: tuple[float, int] | None = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._previous = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        now = time.perf_counter()
+        if self._previous is not None:
+            self.seconds += now - self._previous[0]
+            self.steps += batch - self._previous[1]
+        self._previous = (now, batch)
+
+    @property
+    def lists_per_second(self) -> float:
+        return self.steps * self.lists_per_step / self.seconds if self.seconds else 0.0
+
+
+def evaluate_on_coordinator(model: tf.keras.Model, dataset: tf.data.Dataset) -> dict[str, float]:
+    """Loss and ranking metrics over ``dataset``, computed in this process (one full pass)."""
+    metrics = ranking_metrics()
+    loss = tf.keras.metrics.Mean(name="loss")
+
+    @tf.function
+    def step(features, labels):
+        scores = model(features, training=False)
+        loss.update_state(model.loss(labels, scores))
+        for metric in metrics:
+            metric.update_state(labels, scores)
+
+    for features, labels in dataset:
+        step(features, labels)
+    return {m.name: float(m.result()) for m in [loss, *metrics]}
+
+
+class CoordinatorValidation(tf.keras.callbacks.Callback):
+    """Validation after each epoch on the ParameterServerStrategy coordinator.
+
+    Adds ``val_*`` entries to the epoch logs, so EarlyStopping and TensorBoard
+    (listed after it) see them as with Keras' own validation.
+    """
+
+    def __init__(self, dataset: tf.data.Dataset):
+        super().__init__()
+        self.dataset = dataset
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs.update({f"val_{k}": v for k, v in evaluate_on_coordinator(self.model, self.dataset).items()})
+
+
+def _scratch_dir() -> str:
+    task_type, index = distribution.task()
+    return tempfile.mkdtemp(prefix=f"ltr-{task_type}-{index}-")
+
+
+def _local_replicas(strategy: tf.distribute.Strategy) -> int:
+    try:
+        return max(1, len(strategy.extended.worker_devices))
+    except RuntimeError:  # The default strategy has no device list: one replica.
+        return 1
+
+
+def train_and_export(job: TrainJob, strategy: tf.distribute.Strategy | None = None) -> dict[str, Any]:
+    """Trains with early stopping on validation NDCG@10 and exports the SavedModel.
+
+    Returns the summary written to ``metrics.json`` (also on non-chief workers).
+    """
+    config = job.config
+    # Multi-process strategies must exist before any other TensorFlow op runs.
+    strategy = strategy or distribution.make_strategy(config.strategy)
+    chief = distribution.is_chief()
+    inputs = FnInputs.from_paths(job.schema_path, job.transform_graph_path, job.custom_config)
+    hp = hparams_lib.from_config(job.hyperparameters)
+    logging.info("Training with hyperparameters %s", hparams_lib.values(hp))
+    tf.keras.utils.set_random_seed(config.seed)
+
+    replicas = strategy.num_replicas_in_sync
+    global_batch = config.batch_size * replicas
+    parameter_server = config.strategy == "parameter_server"
+    epochs = max(1, min(config.epochs, job.train_steps))
+    steps_per_epoch = max(1, job.train_steps // epochs)
+    if parameter_server:
+        # ParameterServerStrategy takes datasets through DatasetCreator; each worker
+        # reads its own shard and runs whole steps of batch_size lists (asynchronously).
+        train_data = tf.keras.utils.experimental.DatasetCreator(inputs.input_fn(job.train_files, True, global_batch))
+        # Validation runs on the coordinator (CoordinatorValidation): Keras' exact
+        # evaluation under ParameterServerStrategy needs file-shardable input.
+        eval_data = inputs.dataset(job.eval_files, train=False, batch_size=global_batch)
+        if job.eval_steps:
+            eval_data = eval_data.take(job.eval_steps)
+        validation_steps = None
+    else:
+        train_data = inputs.distributed_dataset(strategy, job.train_files, True, global_batch)
+        eval_data = inputs.distributed_dataset(strategy, job.eval_files, False, global_batch)
+        # One full pass: every worker reads all eval lists, split over its local replicas.
+        local_batch = config.batch_size * _local_replicas(strategy)
+        validation_steps = job.eval_steps or math.ceil(count_records(job.eval_files) / local_batch)
+
+    with strategy.scope():
+        model = build_model(inputs.feature_set, hp, steps_per_execution=config.steps_per_execution)
+
+    scratch = None if chief else _scratch_dir()
+    model_run_dir = job.model_run_dir if chief else os.path.join(scratch, "model_run")
+    serving_model_dir = job.serving_model_dir if chief else os.path.join(scratch, "serving_model")
+    early_stopping = BestWeightsEarlyStopping(
+        monitor=VAL_NDCG_METRIC,
+        mode="max",
+        patience=config.early_stopping_patience,
+        restore_best_weights=True,
+        verbose=1,
+    )
+    throughput = TrainThroughput(global_batch)
+    try:
+        history = model.fit(
+            train_data,
+            epochs=epochs,
+            steps_per_epoch=steps_per_epoch,
+            validation_data=None if parameter_server else eval_data,
+            validation_steps=validation_steps,
+            callbacks=([CoordinatorValidation(eval_data)] if parameter_server else [])
+            + [
+                early_stopping,
+                tf.keras.callbacks.TensorBoard(log_dir=os.path.join(model_run_dir, LOGS_DIR)),
+            ]
+            # ParameterServerStrategy allows no batch-level callbacks.
+            + ([] if parameter_server else [throughput]),
+            verbose=2,
+        )
+        if parameter_server:
+            metrics = evaluate_on_coordinator(model, eval_data)
+        else:
+            metrics = model.evaluate(eval_data, steps=validation_steps, return_dict=True, verbose=0)
+        summary = {
+            "eval": {k: float(v) for k, v in metrics.items()},
+            "hyperparameters": hparams_lib.values(hp),
+            "train_steps": job.train_steps,
+            "epochs_run": len(history.history.get(VAL_NDCG_METRIC, [])),
+            "best_epoch": int(early_stopping.best_epoch) + 1,
+            "stopped_early": bool(early_stopping.stopped_epoch),
+            "validation_history": [float(v) for v in history.history.get(VAL_NDCG_METRIC, [])],
+            "strategy": config.strategy,
+            "replicas": replicas,
+            "global_batch_size": global_batch,
+            "train_lists_per_second": throughput.lists_per_second,
+        }
+        logging.info("Eval %s = %.4f (%s)", NDCG_METRIC, summary["eval"][NDCG_METRIC], summary)
+        tf.io.gfile.makedirs(model_run_dir)
+        with tf.io.gfile.GFile(os.path.join(model_run_dir, METRICS_FILE), "w") as handle:
+            json.dump(summary, handle, indent=2, sort_keys=True)
+        export_serving_model(
+            _plain_copy(model, inputs, hp, config),
+            inputs.tft_output.transform_features_layer(),
+            inputs.feature_set,
+            serving_model_dir,
+        )
+    finally:
+        if scratch:
+            shutil.rmtree(scratch, ignore_errors=True)
+    return summary
+
+
+def _plain_copy(model: tf.keras.Model, inputs: FnInputs, hp, config: TrainingConfig) -> tf.keras.Model:
+    """The trained model rebuilt outside the strategy, for export.
+
+    A serving signature traced over distributed variables cannot be saved
+    (MultiWorkerMirrored / ParameterServer); a copy with plain variables can.
+    Every worker runs this (reading synced variables may need all of them).
+    """
+    if config.strategy == "none":
+        return model
+    copy = build_model(inputs.feature_set, hp)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def serve_cluster_task() -> None:
+    """ParameterServerStrategy workers and ps only serve the coordinator's requests."""
+    resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
+    server = tf.distribute.Server(
+        resolver.cluster_spec(),
+        job_name=resolver.task_type,
+        task_index=resolver.task_id,
+        protocol=resolver.rpc_layer or "grpc",
+        start=True,
+    )
+    server.join()
+
+
+def run_task(job: TrainJob) -> None:
+    """What this process does in the cluster ``TF_CONFIG`` describes (or alone)."""
+    task_type, _ = distribution.task()
+    if job.config.strategy == "parameter_server" and task_type in ("worker", "ps"):
+        serve_cluster_task()  # Never returns: the launcher / platform ends it.
+    train_and_export(job)
+
+
+def _wait_for_export(path: str, timeout_s: int) -> None:
+    """TFX's executor checks the export exists on every replica; wait for the chief's."""
+    deadline = time.monotonic() + timeout_s
+    while not tf.io.gfile.exists(os.path.join(path, "saved_model.pb")):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the chief did not export to {path} within {timeout_s} s")
+        time.sleep(5)
 
 
 def run_fn(fn_args) -> None:
-    inputs = FnInputs.from_fn_args(fn_args)
     if fn_args.hyperparameters is None and (fn_args.custom_config or {}).get(REQUIRE_HYPERPARAMETERS_KEY):
         raise ValueError(
             "tuning is off but no hyperparameters reached the Trainer: the Importer URI is empty or "
             "no earlier Tuner result exists in MLMD; run once with the Tuner on"
         )
-    hp = hparams_lib.from_config(fn_args.hyperparameters)
-    logging.info("Training with hyperparameters %s", hparams_lib.values(hp))
-    tf.keras.utils.set_random_seed(inputs.config.seed)
+    job = TrainJob.from_fn_args(fn_args)
+    config = job.config
+    if config.strategy in distribution.MULTI_PROCESS_STRATEGIES and not distribution.has_cluster():
+        from modules.local_cluster import run_local_cluster  # Starts the processes on localhost.
 
-    train_ds = inputs.dataset(fn_args.train_files, train=True)
-    eval_ds = inputs.dataset(fn_args.eval_files, train=False)
-
-    with make_strategy(inputs.config.strategy).scope():
-        model = build_model(inputs.feature_set, hp)
-
-    epochs = max(1, min(inputs.config.epochs, fn_args.train_steps))
-    model.fit(
-        train_ds,
-        epochs=epochs,
-        steps_per_epoch=max(1, fn_args.train_steps // epochs),
-        validation_data=eval_ds,
-        callbacks=[
-            tf.keras.callbacks.TensorBoard(log_dir=os.path.join(fn_args.model_run_dir, "logs")),
-        ],
-        verbose=2,
-    )
-    metrics = model.evaluate(eval_ds, return_dict=True, verbose=0)
-    summary = {
-        "eval": {k: float(v) for k, v in metrics.items()},
-        "hyperparameters": hparams_lib.values(hp),
-        "train_steps": fn_args.train_steps,
-    }
-    logging.info("Eval %s = %.4f", NDCG_METRIC, summary["eval"][NDCG_METRIC])
-    tf.io.gfile.makedirs(fn_args.model_run_dir)
-    with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, METRICS_FILE), "w") as handle:
-        json.dump(summary, handle, indent=2, sort_keys=True)
-
-    export_serving_model(
-        model, inputs.tft_output.transform_features_layer(), inputs.feature_set, fn_args.serving_model_dir
-    )
+        run_local_cluster(job)
+        return
+    run_task(job)
+    if not distribution.is_chief():
+        _wait_for_export(job.serving_model_dir, config.cluster_timeout_s)

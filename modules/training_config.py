@@ -1,7 +1,8 @@
 """Training settings: the ``training`` section of the pipeline config.
 
 The pipeline passes them to tuner_fn / run_fn through ``custom_config``
-(train/eval steps also through TFX's TrainArgs/EvalArgs).
+(train/eval steps also through TFX's TrainArgs/EvalArgs). The Tuner's
+custom_config also carries the ``tuner`` section under ``TUNER_CONFIG_KEY``.
 """
 
 from __future__ import annotations
@@ -9,7 +10,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-STRATEGIES = ("none", "mirrored")
+# none: the default (one device); mirrored: all local devices; multi_worker:
+# MultiWorkerMirroredStrategy over `workers` processes; parameter_server:
+# ParameterServerStrategy with `workers` workers and `parameter_servers` ps.
+STRATEGIES = ("none", "mirrored", "multi_worker", "parameter_server")
+TUNER_ALGORITHMS = ("random", "bayesian", "hyperband")
+TUNER_CONFIG_KEY = "tuner"
 # custom_config key: True when the Tuner is off, so training without imported
 # hyperparameters fails instead of silently using the defaults.
 REQUIRE_HYPERPARAMETERS_KEY = "require_hyperparameters"
@@ -19,10 +25,17 @@ REQUIRE_HYPERPARAMETERS_KEY = "require_hyperparameters"
 class TrainingConfig:
     train_steps: int = 300
     eval_steps: int = 0  # 0: one full pass over the eval split
-    batch_size: int = 32  # lists per batch
+    # Lists per step on each replica (device/worker); the global batch is
+    # batch_size * number of replicas, so more workers see more lists per step.
+    batch_size: int = 32
     list_size: int = 32  # documents per list seen in training
-    epochs: int = 3
+    epochs: int = 6  # train_steps are spread over this many epochs (validation after each)
+    early_stopping_patience: int = 2  # epochs without a better validation NDCG@10 before stopping
+    steps_per_execution: int = 10  # training steps per tf.function call (less Python overhead)
     strategy: str = "mirrored"
+    workers: int = 2  # multi_worker / parameter_server: worker processes started locally
+    parameter_servers: int = 1  # parameter_server: ps processes started locally
+    cluster_timeout_s: int = 900  # local multi-process training is killed after this long
     seed: int = 0
 
     @classmethod
@@ -32,3 +45,21 @@ class TrainingConfig:
 
     def to_custom_config(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass
+class TunerSettings:
+    """The ``tuner`` config section as the Tuner's module sees it."""
+
+    enabled: bool = True
+    algorithm: str = "random"
+    max_trials: int = 3
+    train_steps: int = 120  # steps per trial (per Hyperband epoch: train_steps // epochs)
+    epochs: int = 2  # epochs per trial (Hyperband: the most epochs a trial gets)
+    hyperparameters_uri: str | None = None  # retraining (enabled: false): import these
+
+    @classmethod
+    def from_custom_config(cls, custom_config: dict[str, Any] | None) -> TunerSettings:
+        section = (custom_config or {}).get(TUNER_CONFIG_KEY) or {}
+        fields = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in section.items() if k in fields})

@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from modules.training_config import STRATEGIES, TrainingConfig
+from modules.training_config import STRATEGIES, TUNER_ALGORITHMS, TrainingConfig, TunerSettings
 
 # Kept here (not imported from components/) so loading a config stays light.
 EVALUATION_METRICS = ("ndcg_1", "ndcg_5", "ndcg_10", "mrr")
@@ -44,14 +44,6 @@ class TransformConfig:
 
 
 @dataclasses.dataclass
-class TunerConfig:
-    enabled: bool = True
-    max_trials: int = 3
-    train_steps: int = 120
-    hyperparameters_uri: str | None = None  # retraining (enabled: false): import these
-
-
-@dataclasses.dataclass
 class EvaluationConfig:
     metric: str = "ndcg_10"  # the gated metric: ndcg_1 | ndcg_5 | ndcg_10 | mrr
     min_value: float = 0.6  # absolute threshold on the eval split
@@ -64,6 +56,10 @@ class RegistryConfig:
     backend: str = "local"  # local | mlflow
     mlflow_tracking_uri: str | None = None  # null: sqlite:///<registry_root>/mlflow.db
     mlflow_experiment: str = "ltr-registry"
+
+
+# The `tuner` section is the Tuner module's own settings class.
+TunerConfig = TunerSettings
 
 
 @dataclasses.dataclass
@@ -140,7 +136,14 @@ _CHECKS: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
     ("training", "list_size"): (lambda v: v > 0, "must be > 0"),
     ("training", "epochs"): (lambda v: v > 0, "must be > 0"),
     ("training", "strategy"): (lambda v: v in STRATEGIES, f"must be one of {', '.join(STRATEGIES)}"),
+    ("training", "early_stopping_patience"): (lambda v: v >= 0, "must be >= 0"),
+    ("training", "steps_per_execution"): (lambda v: v > 0, "must be > 0"),
+    ("training", "workers"): (lambda v: v > 0, "must be > 0"),
+    ("training", "parameter_servers"): (lambda v: v > 0, "must be > 0"),
+    ("training", "cluster_timeout_s"): (lambda v: v > 0, "must be > 0"),
+    ("tuner", "algorithm"): (lambda v: v in TUNER_ALGORITHMS, f"must be one of {', '.join(TUNER_ALGORITHMS)}"),
     ("tuner", "max_trials"): (lambda v: v > 0, "must be > 0"),
+    ("tuner", "epochs"): (lambda v: v > 0, "must be > 0"),
     ("tuner", "train_steps"): (lambda v: v > 0, "must be > 0"),
     ("evaluation", "metric"): (lambda v: v in EVALUATION_METRICS, f"must be one of {', '.join(EVALUATION_METRICS)}"),
     ("evaluation", "min_value"): (lambda v: 0 <= v <= 1, "must be within [0, 1]"),

@@ -21,7 +21,7 @@ from components.ranking_tuner import RankingTuner
 from components.registry_pusher import RegistryPusher
 from modules.features import DEFAULT_SCHEMA_PATH
 from modules.preprocessing import OVERRIDES_CONFIG_KEY, SCHEMA_CONFIG_KEY
-from modules.training_config import REQUIRE_HYPERPARAMETERS_KEY
+from modules.training_config import REQUIRE_HYPERPARAMETERS_KEY, TUNER_CONFIG_KEY
 from pipeline.config import Config
 
 PREPROCESSING_FN = "modules.preprocessing.preprocessing_fn"
@@ -144,7 +144,7 @@ def create_components(config: Config, params: PipelineParameters | None = None) 
             max_trials=params.tuner_trials,
             train_args=params.tuner_train_args,
             eval_args=eval_args,
-            custom_config=training_custom_config,
+            custom_config={**training_custom_config, TUNER_CONFIG_KEY: dataclasses.asdict(config.tuner)},
         ).with_id(TUNER_ID)
         hyperparameters = tuner.outputs["best_hyperparameters"]
         components.append(tuner)

@@ -40,3 +40,11 @@ def pipeline_run(tmp_path_factory):
     )
     assert ensure_sample_data(config)
     return config, run_local(config)
+
+
+@pytest.fixture(scope="session")
+def transform_run(tmp_path_factory):
+    """Sample data through the pipeline's components up to Transform, once per session (~1 min)."""
+    from pipeline.transform_run import run_until_transform
+
+    return run_until_transform(tmp_path_factory.mktemp("transform-run"), queries=160)

@@ -1,0 +1,85 @@
+"""A real TFX Tuner execution of ``modules.tuner.tuner_fn`` selects and records the best trial."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import keras_tuner as kt
+import pytest
+from tfx.components.tuner import executor as tuner_executor
+from tfx.dsl.components.base import base_executor
+from tfx.types import standard_artifacts
+
+from modules import hparams
+from modules.training_config import TunerSettings
+from modules.tuner import make_tuner
+
+
+def _artifact(cls, uri: str, **properties):
+    artifact = cls()
+    artifact.uri = uri
+    for name, value in properties.items():
+        setattr(artifact, name, value)
+    return artifact
+
+
+@pytest.mark.parametrize("algorithm", ["random", "bayesian", "hyperband"])
+def test_every_algorithm_builds_a_tuner_maximising_val_ndcg(tmp_path, algorithm):
+    tuner = make_tuner(TunerSettings(algorithm=algorithm, max_trials=4, epochs=3), lambda hp: None, str(tmp_path), 0)
+    assert tuner.oracle.objective.name == "val_ndcg_10"
+    assert tuner.oracle.objective.direction == "max"
+    expected = {"random": kt.oracles.RandomSearchOracle, "bayesian": kt.oracles.BayesianOptimizationOracle}
+    expected["hyperband"] = kt.oracles.HyperbandOracle
+    assert isinstance(tuner.oracle, expected[algorithm])
+    assert set(tuner.oracle.hyperparameters.values) == set(hparams.DEFAULTS)
+
+
+def test_unknown_algorithm_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="grid"):
+        make_tuner(TunerSettings(algorithm="grid"), lambda hp: None, str(tmp_path), 0)
+
+
+def test_tuner_component_records_the_best_of_its_trials(transform_run, tmp_path):
+    schema_dir = tmp_path / "schema"
+    schema_dir.mkdir()
+    shutil.copy(transform_run.schema_path, schema_dir / "schema.pbtxt")
+    examples = _artifact(standard_artifacts.Examples, transform_run.examples_uri)
+    examples.split_names = '["train", "eval"]'
+    best_uri, results_uri = tmp_path / "best", tmp_path / "results"
+    best_uri.mkdir()
+    results_uri.mkdir()
+    input_dict = {
+        "examples": [examples],
+        "transform_graph": [_artifact(standard_artifacts.TransformGraph, transform_run.transform_graph_path)],
+        "schema": [_artifact(standard_artifacts.Schema, str(schema_dir))],
+    }
+    output_dict = {
+        "best_hyperparameters": [_artifact(standard_artifacts.HyperParameters, str(best_uri))],
+        "tuner_results": [_artifact(standard_artifacts.TunerResults, str(results_uri))],
+    }
+    custom_config = {
+        "batch_size": 16,
+        "seed": 3,
+        "tuner": {"algorithm": "random", "max_trials": 3, "epochs": 2},
+    }
+    exec_properties = {
+        "tuner_fn": "modules.tuner.tuner_fn",
+        "train_args": json.dumps({"num_steps": 30}),
+        "eval_args": json.dumps({"num_steps": 0}),
+        "custom_config": json.dumps(custom_config),
+    }
+    tuner_executor.Executor(base_executor.BaseExecutor.Context(tmp_dir=str(tmp_path / "tmp"), unique_id="1")).Do(
+        input_dict, output_dict, exec_properties
+    )
+
+    with open(os.path.join(best_uri, "best_hyperparameters.txt")) as handle:
+        best = hparams.from_config(json.load(handle))
+    with open(os.path.join(results_uri, "tuner_results.json")) as handle:
+        trials = json.load(handle)
+    assert len(trials) == 3  # every trial completed
+    assert len({json.dumps({n: t[n] for n in hparams.DEFAULTS}, sort_keys=True) for t in trials}) >= 2
+    winner = max(trials, key=lambda t: t["score"])
+    assert 0.0 < winner["score"] <= 1.0
+    assert {name: winner[name] for name in hparams.DEFAULTS} == hparams.values(best)

@@ -1,0 +1,83 @@
+"""The search space: every scorer and every loss builds and trains one step."""
+
+from __future__ import annotations
+
+import keras_tuner as kt
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from modules import hparams
+from modules.features import MASK_KEY
+from modules.model import NDCG_METRIC, build_model, make_loss, ranking_metrics
+
+BATCH, LIST = 4, 5
+
+
+def _batch(feature_set, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    features = {f.name: rng.normal(size=(BATCH, 1)).astype("float32") for f in feature_set.context}
+    features.update({f.name: rng.normal(size=(BATCH, LIST, 1)).astype("float32") for f in feature_set.document})
+    lengths = np.array([5, 3, 1, 4])
+    mask = np.arange(LIST)[None, :] < lengths[:, None]
+    features[MASK_KEY] = mask
+    labels = np.where(mask, rng.integers(0, 5, size=(BATCH, LIST)), -1).astype("float32")
+    return features, labels
+
+
+def test_space_declares_every_scorer_and_more_than_the_basic_losses():
+    hp = hparams.search_space(kt.HyperParameters())
+    assert set(hp._hps["scorer"][0].values) == set(hparams.SCORERS) == {"dnn", "dasalc"}
+    assert {"softmax_loss", "approx_ndcg_loss", "pairwise_logistic_loss", "list_mle_loss"} < set(hparams.LOSSES)
+    assert hp._hps["learning_rate"][0].sampling == "log"
+    assert hparams.values(hp) == hparams.DEFAULTS
+
+
+@pytest.mark.parametrize(("scorer", "batch_norm"), [("dnn", True), ("dasalc", True), ("dasalc", False)])
+def test_every_scorer_and_loss_builds_and_trains_one_step(feature_set, scorer, batch_norm):
+    """One model per scorer, recompiled with every loss (the build dominates the cost)."""
+    tf.keras.utils.set_random_seed(0)
+    hp = hparams.fixed(scorer=scorer, batch_norm=batch_norm, hidden_units=32, num_layers=2)
+    model = build_model(feature_set, hp)
+    features, labels = _batch(feature_set)
+    losses = hparams.LOSSES if batch_norm else ("softmax_loss",)
+    for loss in losses:
+        hp.values["loss"] = loss
+        model.compile(
+            optimizer=tf.keras.optimizers.Adam(0.01), loss=make_loss(hp), metrics=ranking_metrics(), run_eagerly=True
+        )
+        before = [w.numpy().copy() for w in model.trainable_weights]
+        logs = model.train_on_batch(features, labels, return_dict=True)
+        assert np.isfinite(logs["loss"]), (scorer, loss, logs)
+        assert 0.0 <= logs[NDCG_METRIC] <= 1.0
+        changed = [not np.allclose(b, w.numpy()) for b, w in zip(before, model.trainable_weights, strict=True)]
+        assert any(changed), (scorer, loss)
+    scores = model(features, training=False).numpy()
+    assert scores.shape == (BATCH, LIST) and np.isfinite(scores).all()
+
+
+def test_listwise_scorer_lets_documents_see_each_other(feature_set):
+    """Changing one document changes the other documents' scores with dasalc, never with dnn."""
+    features, _ = _batch(feature_set)
+    changed = {k: np.array(v, copy=True) for k, v in features.items()}
+    name = feature_set.document[0].name
+    changed[name][0, 1, 0] += 3.0  # list 0, document 1
+    for scorer, expect_change in (("dasalc", True), ("dnn", False)):
+        tf.keras.utils.set_random_seed(0)
+        model = build_model(feature_set, hparams.fixed(scorer=scorer, dropout=0.0))
+        a = model(features, training=False).numpy()
+        b = model(changed, training=False).numpy()
+        others = [0, 2, 3, 4]
+        assert np.allclose(a[1:], b[1:], atol=1e-5), scorer  # other lists never change
+        assert (not np.allclose(a[0, others], b[0, others], atol=1e-5)) == expect_change, scorer
+
+
+def test_padding_does_not_change_real_scores(feature_set):
+    features, _ = _batch(feature_set)
+    changed = {k: np.array(v, copy=True) for k, v in features.items()}
+    for f in feature_set.document:
+        changed[f.name][2, 1:, 0] = 99.0  # list 2 has one real document
+    tf.keras.utils.set_random_seed(0)
+    model = build_model(feature_set, hparams.fixed(scorer="dasalc", dropout=0.0))
+    a, b = model(features, training=False).numpy(), model(changed, training=False).numpy()
+    assert np.allclose(a[2, 0], b[2, 0], atol=1e-5)
