@@ -77,6 +77,13 @@ class CloudConfig:
     region: str = "us-central1"
     image: str = "ltr:latest"  # the container image built from kubeflow/Dockerfile
     display_name: str | None = None
+    # Run the Tuner's trials and the Trainer as Vertex AI training jobs (target vertex):
+    vertex_training: bool = False
+    machine_type: str = "n1-standard-8"
+    accelerator_type: str | None = None  # e.g. NVIDIA_TESLA_T4
+    accelerator_count: int = 0
+    ps_machine_type: str = "n1-standard-4"
+    parallel_trials: int = 1
 
 
 @dataclasses.dataclass

@@ -22,6 +22,7 @@ from tfx.utils import proto_utils
 
 from pipeline.config import Config, ConfigError
 from pipeline.pipeline import PipelineParameters, create_pipeline, span_range_config
+from pipeline.vertex_training import VertexSpec
 
 TARGETS = ("vertex", "kubeflow")
 # Where kubeflow/Dockerfile puts this repository inside the image.
@@ -61,6 +62,23 @@ def runtime_parameters(config: Config) -> PipelineParameters:
         # The bundled schema, as the image holds it; a schema of your own must be a URI
         # the containers can read (gs://...).
         schema_file=None if config.schema_path else CONTAINER_SCHEMA_PATH,
+        vertex=vertex_spec(config) if config.cloud.vertex_training else None,
+    )
+
+
+def vertex_spec(config: Config) -> VertexSpec:
+    cloud = config.cloud
+    if not cloud.project:
+        raise ConfigError("cloud.vertex_training needs cloud.project")
+    return VertexSpec(
+        project=cloud.project,
+        region=cloud.region,
+        image_uri=cloud.image,
+        machine_type=cloud.machine_type,
+        accelerator_type=cloud.accelerator_type,
+        accelerator_count=cloud.accelerator_count,
+        ps_machine_type=cloud.ps_machine_type,
+        parallel_trials=cloud.parallel_trials,
     )
 
 
@@ -82,6 +100,8 @@ def compile_pipeline(config: Config, target: str = "vertex", output_dir: str = "
     """
     if target not in TARGETS:
         raise ValueError(f"unknown compile target '{target}' (expected one of {TARGETS})")
+    if config.cloud.vertex_training and target != "vertex":
+        raise ConfigError("cloud.vertex_training runs the Trainer and Tuner as Vertex AI jobs: compile for vertex")
     if config.examples.rolling_window_spans > 1:
         # TFX 1.15's Kubeflow V2 compiler takes only plain channels, not the
         # resolver-function graph (canned rolling_range) the window is built from.

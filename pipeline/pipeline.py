@@ -6,7 +6,7 @@ import dataclasses
 import os
 
 from tfx import v1 as tfx
-from tfx.dsl.components.base import base_node
+from tfx.dsl.components.base import base_node, executor_spec
 from tfx.orchestration import data_types
 from tfx.orchestration import pipeline as tfx_pipeline
 from tfx.proto import example_gen_pb2, range_config_pb2
@@ -18,11 +18,13 @@ from components.elwc_example_gen.resolver import latest_spans
 from components.ranking_evaluator import RankingEvaluator
 from components.ranking_evaluator.gate import Gate
 from components.ranking_tuner import RankingTuner
+from components.ranking_tuner import vertex_executor as vertex_tuner_executor
 from components.registry_pusher import RegistryPusher
 from modules.features import DEFAULT_SCHEMA_PATH
 from modules.preprocessing import OVERRIDES_CONFIG_KEY, SCHEMA_CONFIG_KEY
 from modules.training_config import REQUIRE_HYPERPARAMETERS_KEY, TUNER_CONFIG_KEY
 from pipeline.config import Config
+from pipeline.vertex_training import VertexSpec, vertex_trainer_args, vertex_tune_args, vertex_tuner_args
 
 PREPROCESSING_FN = "modules.preprocessing.preprocessing_fn"
 TUNER_FN = "modules.tuner.tuner_fn"
@@ -76,6 +78,8 @@ class PipelineParameters:
     # Where ImportSchemaGen reads the schema at run time, if not the config's
     # path (a compiled pipeline reads the copy inside its container image).
     schema_file: str | None = None
+    # Vertex AI training jobs for the Tuner's trials and the Trainer (compiled for Vertex).
+    vertex: VertexSpec | None = None
 
     @classmethod
     def from_config(cls, config: Config) -> PipelineParameters:
@@ -135,6 +139,17 @@ def create_components(config: Config, params: PipelineParameters | None = None) 
     eval_args = tfx.proto.EvalArgs(num_steps=training.eval_steps or None)
 
     components = [schema_gen, example_gen, transform]
+    tuner_custom_config = {**training_custom_config, TUNER_CONFIG_KEY: dataclasses.asdict(config.tuner)}
+    trainer_class, tuner_extra = tfx.components.Trainer, {}
+    if params.vertex is not None:
+        # The same components, run as Vertex AI training jobs with worker pools.
+        training_custom_config = {**training_custom_config, **vertex_trainer_args(config, params.vertex)}
+        tuner_custom_config = {**tuner_custom_config, **vertex_tuner_args(config, params.vertex)}
+        trainer_class = tfx.extensions.google_cloud_ai_platform.Trainer
+        tuner_extra = {
+            "tune_args": vertex_tune_args(params.vertex),
+            "custom_executor_spec": executor_spec.ExecutorClassSpec(vertex_tuner_executor.Executor),
+        }
     if config.tuner.enabled:
         tuner = RankingTuner(
             tuner_fn=TUNER_FN,
@@ -144,7 +159,8 @@ def create_components(config: Config, params: PipelineParameters | None = None) 
             max_trials=params.tuner_trials,
             train_args=params.tuner_train_args,
             eval_args=eval_args,
-            custom_config={**training_custom_config, TUNER_CONFIG_KEY: dataclasses.asdict(config.tuner)},
+            custom_config=tuner_custom_config,
+            **tuner_extra,
         ).with_id(TUNER_ID)
         hyperparameters = tuner.outputs["best_hyperparameters"]
         components.append(tuner)
@@ -152,7 +168,7 @@ def create_components(config: Config, params: PipelineParameters | None = None) 
         source, hyperparameters = _earlier_hyperparameters(config)
         components.append(source)
 
-    trainer = tfx.components.Trainer(
+    trainer = trainer_class(
         run_fn=RUN_FN,
         examples=training_examples,
         transform_graph=transform.outputs["transform_graph"],

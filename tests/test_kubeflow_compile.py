@@ -116,6 +116,31 @@ def test_retraining_spec_has_no_tuner(tmp_path):
     assert "gs://b/hp/1" in json.dumps(spec["deploymentSpec"]["executors"])
 
 
+def test_vertex_training_swaps_in_vertex_jobs_with_worker_pools(tmp_path):
+    overrides = {
+        "cloud.vertex_training": True,
+        "cloud.project": "p",
+        "cloud.parallel_trials": 3,
+        "training.strategy": "multi_worker",
+        "training.workers": 3,
+    }
+    job = json.loads(Path(compile_pipeline(_config(tmp_path, **overrides), "vertex", str(tmp_path))).read_text())
+    executors = job["pipelineSpec"]["deploymentSpec"]["executors"]
+    trainer_args = executors["Trainer_executor"]["container"]["args"]
+    assert trainer_args[1] == "tfx.extensions.google_cloud_ai_platform.trainer.executor.GenericExecutor"
+    assert executors["Tuner_executor"]["container"]["args"][1] == "components.ranking_tuner.vertex_executor.Executor"
+    tasks = job["pipelineSpec"]["root"]["dag"]["tasks"]
+    trainer_config = json.loads(tasks["Trainer"]["inputs"]["parameters"]["custom_config"]["runtimeValue"]["constant"])
+    pools = trainer_config["ai_platform_training_args"]["job_spec"]["worker_pool_specs"]
+    assert [p["replica_count"] for p in pools] == [1, 2]  # chief + 2 workers
+    assert {p["container_spec"]["image_uri"] for p in pools} == {IMAGE}
+    assert trainer_config["ai_platform_enable_vertex"] and trainer_config["strategy"] == "multi_worker"
+    # The tuner's trials stay a runtime parameter on Vertex too.
+    assert tasks["Tuner"]["inputs"]["parameters"]["max_trials"]["componentInputParameter"] == "tuner-max-trials"
+    with pytest.raises(ConfigError, match="compile for vertex"):
+        compile_pipeline(_config(tmp_path, **overrides), "kubeflow", str(tmp_path / "k"))
+
+
 def test_rolling_window_is_refused_clearly(tmp_path):
     with pytest.raises(ConfigError, match="rolling_window_spans = 3: the rolling window runs locally only"):
         compile_pipeline(_config(tmp_path, **{"examples.rolling_window_spans": 3}), "vertex", str(tmp_path))

@@ -8,7 +8,7 @@ from tfx import types
 from tfx.components.tuner.component import Tuner
 from tfx.dsl.components.base import base_component, executor_spec
 from tfx.orchestration import data_types
-from tfx.proto import trainer_pb2
+from tfx.proto import trainer_pb2, tuner_pb2
 from tfx.types import standard_artifacts
 from tfx.utils import json_utils
 
@@ -31,6 +31,7 @@ class RankingTuner(Tuner):
         transform_graph: types.BaseChannel | None = None,
         train_args: trainer_pb2.TrainArgs | data_types.RuntimeParameter | None = None,
         eval_args: trainer_pb2.EvalArgs | None = None,
+        tune_args: tuner_pb2.TuneArgs | None = None,
         custom_config: dict[str, Any] | None = None,
         custom_executor_spec: executor_spec.ExecutorSpec | None = None,
     ):
@@ -41,6 +42,7 @@ class RankingTuner(Tuner):
             tuner_fn=tuner_fn,
             train_args=train_args or trainer_pb2.TrainArgs(),
             eval_args=eval_args or trainer_pb2.EvalArgs(),
+            tune_args=tune_args,
             max_trials=max_trials,
             custom_config=json_utils.dumps(custom_config),
             best_hyperparameters=types.Channel(type=standard_artifacts.HyperParameters),
