@@ -40,6 +40,17 @@ class FnInputs:
             config=TrainingConfig.from_custom_config(custom_config),
         )
 
+    @property
+    def categorical(self) -> dict[str, int]:
+        """Model features that Transform turned into ids (bucketize, vocabulary) -> number of ids."""
+        spec = self.tft_output.transformed_feature_spec()
+        features = self.feature_set.context + self.feature_set.document
+        return {
+            f.name: self.tft_output.num_buckets_for_transformed_feature(f.name)
+            for f in features
+            if spec[f.name].dtype == tf.int64
+        }
+
     def dataset(
         self, files: list[str], train: bool, batch_size: int | None = None, num_shards: int = 1, shard_index: int = 0
     ) -> tf.data.Dataset:

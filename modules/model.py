@@ -13,8 +13,29 @@ NDCG_METRIC = "ndcg_10"
 VAL_NDCG_METRIC = f"val_{NDCG_METRIC}"
 
 
-def _dense_spec(features) -> dict[str, tf.io.FixedLenFeature]:
-    return {f.name: tf.io.FixedLenFeature(shape=(1,), dtype=tf.float32) for f in features}
+def _dense_spec(features, categorical: dict[str, int]) -> dict[str, tf.io.FixedLenFeature]:
+    """One value per list (context) or document; ids for categorical features, floats otherwise."""
+    return {
+        f.name: tf.io.FixedLenFeature(shape=(1,), dtype=tf.int64 if f.name in categorical else tf.float32)
+        for f in features
+    }
+
+
+def embedding_dim(num_ids: int) -> int:
+    """A common rule of thumb (1.6 * n^0.56), kept between 4 and 16 for ranking features."""
+    return int(min(16, max(4, round(1.6 * num_ids**0.56))))
+
+
+def _embedding(name: str, num_ids: int, context: bool) -> tf.keras.layers.Layer:
+    """Ids ``[B, 1]`` (context) or ``[B, L, 1]`` (documents) -> ``[B, d]`` or ``[B, L, d]``."""
+    dim = embedding_dim(num_ids)
+    return tf.keras.Sequential(
+        [
+            tf.keras.layers.Embedding(num_ids, dim, name=f"{name}_embedding"),
+            tf.keras.layers.Reshape((dim,) if context else (-1, dim)),
+        ],
+        name=f"{name}_embedded",
+    )
 
 
 def ranking_metrics() -> list[tf.keras.metrics.Metric]:
@@ -113,12 +134,18 @@ def make_scorer(hp: kt.HyperParameters) -> tfr.keras.model.Scorer:
     raise ValueError(f"unknown scorer '{scorer}'")
 
 
-def make_model_builder(feature_set: FeatureSet, hp: kt.HyperParameters) -> tfr.keras.model.ModelBuilder:
+def make_model_builder(
+    feature_set: FeatureSet, hp: kt.HyperParameters, categorical: dict[str, int] | None = None
+) -> tfr.keras.model.ModelBuilder:
+    """``categorical``: feature -> number of ids, for the id outputs of ``bucketize`` / ``vocabulary``."""
+    categorical = categorical or {}
+    context_names = {f.name for f in feature_set.context}
+    embeddings = {name: _embedding(name, n, name in context_names) for name, n in categorical.items()}
     return tfr.keras.model.ModelBuilder(
         input_creator=tfr.keras.model.FeatureSpecInputCreator(
-            _dense_spec(feature_set.context), _dense_spec(feature_set.document)
+            _dense_spec(feature_set.context, categorical), _dense_spec(feature_set.document, categorical)
         ),
-        preprocessor=tfr.keras.model.PreprocessorWithSpec({}),
+        preprocessor=tfr.keras.model.PreprocessorWithSpec(embeddings),
         scorer=make_scorer(hp),
         mask_feature_name=MASK_KEY,
         name="ranker",
@@ -130,15 +157,20 @@ def make_loss(hp: kt.HyperParameters) -> tf.keras.losses.Loss:
 
 
 def build_model(
-    feature_set: FeatureSet, hp: kt.HyperParameters, steps_per_execution: int = 1, **compile_kwargs
+    feature_set: FeatureSet,
+    hp: kt.HyperParameters,
+    steps_per_execution: int = 1,
+    categorical: dict[str, int] | None = None,
+    **compile_kwargs,
 ) -> tf.keras.Model:
     """Builds and compiles the ranking model for transformed, densified inputs.
 
     Inputs: context features ``[B, 1]``, document features ``[B, L, 1]`` and the
-    boolean mask ``[B, L]``; output: scores ``[B, L]``.
+    boolean mask ``[B, L]``; output: scores ``[B, L]``. Features in ``categorical``
+    (name -> number of ids) are int64 ids, embedded before the scorer.
     """
     search_space(hp)
-    model = make_model_builder(feature_set, hp).build()
+    model = make_model_builder(feature_set, hp, categorical).build()
     model.compile(
         optimizer=tf.keras.optimizers.Adam(learning_rate=float(hp.get("learning_rate"))),
         loss=make_loss(hp),

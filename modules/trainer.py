@@ -194,7 +194,9 @@ def train_and_export(job: TrainJob, strategy: tf.distribute.Strategy | None = No
         validation_steps = job.eval_steps or math.ceil(count_records(job.eval_files) / local_batch)
 
     with strategy.scope():
-        model = build_model(inputs.feature_set, hp, steps_per_execution=config.steps_per_execution)
+        model = build_model(
+            inputs.feature_set, hp, steps_per_execution=config.steps_per_execution, categorical=inputs.categorical
+        )
 
     scratch = None if chief else _scratch_dir()
     model_run_dir = job.model_run_dir if chief else os.path.join(scratch, "model_run")
@@ -265,7 +267,7 @@ def _plain_copy(model: tf.keras.Model, inputs: FnInputs, hp, config: TrainingCon
     """
     if config.strategy == "none":
         return model
-    copy = build_model(inputs.feature_set, hp)
+    copy = build_model(inputs.feature_set, hp, categorical=inputs.categorical)
     copy.set_weights(model.get_weights())
     return copy
 

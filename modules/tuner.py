@@ -49,12 +49,15 @@ def make_tuner(settings: TunerSettings, hypermodel, directory: str, seed: int) -
 def tuner_fn(fn_args) -> TunerFnResult:
     inputs = FnInputs.from_fn_args(fn_args)
     settings = TunerSettings.from_custom_config(fn_args.custom_config)
-    # Legacy key, kept so older pipeline definitions still work.
+    # RankingTuner injects its max_trials execution (runtime) parameter here: it wins.
     settings.max_trials = int((fn_args.custom_config or {}).get("max_trials", settings.max_trials))
     config = inputs.config
+    categorical = inputs.categorical
     tuner = make_tuner(
         settings,
-        hypermodel=lambda hp: build_model(inputs.feature_set, hp, steps_per_execution=config.steps_per_execution),
+        hypermodel=lambda hp: build_model(
+            inputs.feature_set, hp, steps_per_execution=config.steps_per_execution, categorical=categorical
+        ),
         directory=fn_args.working_dir,
         seed=config.seed,
     )

@@ -6,10 +6,12 @@ import csv
 import glob
 import os
 
+import keras_tuner as kt
 import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_transform as tft
+from tensorflow_serving.apis import input_pb2
 from tfx import v1 as tfx
 from tfx.orchestration import pipeline as tfx_pipeline
 from tfx.proto import example_gen_pb2
@@ -17,7 +19,11 @@ from tfx.proto import example_gen_pb2
 from components.elwc_example_gen import ElwcExampleGen
 from modules.elwc_decoder import decode_elwc
 from modules.features import DEFAULT_SCHEMA_PATH, feature_set_from_schema, load_schema
+from modules.fn_inputs import FnInputs
+from modules.model import build_model
 from modules.preprocessing import OVERRIDES_CONFIG_KEY, SCHEMA_CONFIG_KEY, apply_overrides
+from modules.serving import export_serving_model
+from modules.training_config import TrainingConfig
 
 BRAND = """
 feature {
@@ -81,11 +87,11 @@ def transformed(tmp_path_factory):
     feature_set = apply_overrides(feature_set_from_schema(load_schema(schema_path)), OVERRIDES)
     raw = decode_elwc(tf.constant(records), feature_set)
     outputs = tft.TFTransformOutput(graph_uri).transform_features_layer()(raw)
-    return tft.TFTransformOutput(graph_uri), feature_set, raw, outputs
+    return tft.TFTransformOutput(graph_uri), feature_set, raw, outputs, records
 
 
 def test_zscore_is_computed_over_all_documents_with_defaults_filled(transformed):
-    _, feature_set, raw, outputs = transformed
+    _, feature_set, raw, outputs, _ = transformed
     default = feature_set["price"].default
     filled = np.array([v[0] if v else default for v in raw["price"].values.to_list()])
     assert (np.array([len(v) for v in raw["price"].values.to_list()]) == 0).any()  # some prices are missing
@@ -94,7 +100,7 @@ def test_zscore_is_computed_over_all_documents_with_defaults_filled(transformed)
 
 
 def test_bucketize_gives_ids_below_the_bucket_count(transformed):
-    tft_output, _, _, outputs = transformed
+    tft_output, _, _, outputs, _ = transformed
     ids = outputs["rating"].flat_values.numpy()
     assert ids.dtype == np.int64
     assert ids.min() >= 0 and ids.max() < 10 and len(set(ids.tolist())) > 3
@@ -102,7 +108,7 @@ def test_bucketize_gives_ids_below_the_bucket_count(transformed):
 
 
 def test_vocabulary_with_oov_buckets_and_default(transformed):
-    tft_output, _, raw, outputs = transformed
+    tft_output, _, raw, outputs, _ = transformed
     vocabulary = tft_output.vocabulary_by_name("vocab_brand")
     assert {v.decode() for v in vocabulary} == {*BRANDS, "unknown"}  # the default is a real value
     assert tft_output.num_buckets_for_transformed_feature("brand") == len(vocabulary) + 2
@@ -124,3 +130,44 @@ def test_overrides_must_name_a_model_feature():
     with pytest.raises(ValueError, match="numeric features cannot take 'transform:vocabulary'"):
         apply_overrides(feature_set, {"price": "vocabulary"})
     assert os.path.exists(DEFAULT_SCHEMA_PATH)
+
+
+def test_id_features_are_embedded_trained_and_served_from_raw_strings(transformed, tmp_path):
+    """Vocabulary and bucket ids go through the model's embeddings; serving takes the raw strings."""
+    tft_output, feature_set, _, _, records = transformed
+    inputs = FnInputs(feature_set, tft_output, TrainingConfig(batch_size=8, list_size=8, seed=0))
+    assert inputs.categorical == {"brand": len(BRANDS) + 1 + 2, "rating": 10}
+    path = str(tmp_path / "records.gz")
+    with tf.io.TFRecordWriter(path, options="GZIP") as writer:
+        for record in records:
+            writer.write(record)
+    model = build_model(feature_set, kt.HyperParameters(), categorical=inputs.categorical)
+    model.fit(inputs.dataset([path], train=True), steps_per_epoch=3, epochs=1, verbose=0)
+    export_serving_model(model, tft_output.transform_features_layer(), feature_set, str(tmp_path / "model"))
+
+    served = tf.saved_model.load(str(tmp_path / "model"))
+    elwc = input_pb2.ExampleListWithContext.FromString(records[0])
+    expected = served.signatures["serving_default"](examples=tf.constant(records[:1]))["scores"].numpy()[0]
+    tensors = served.signatures["predict_tensors"]
+    args = {}
+    for name, spec in tensors.structured_input_signature[1].items():
+        rows = [elwc.context] if name in {f.name for f in feature_set.context} else list(elwc.examples)
+        values = []
+        for example in rows:
+            feature = example.features.feature.get(name)
+            held = (
+                list(feature.bytes_list.value or feature.float_list.value or feature.int64_list.value)
+                if feature
+                else []
+            )
+            if spec.dtype == tf.string:
+                values.append(held[0] if held else b"")
+            else:
+                values.append(float(held[0]) if held else float("nan"))
+        args[name] = tf.constant(
+            np.array(values, dtype=object if spec.dtype == tf.string else np.float32).reshape(-1, 1)
+        )
+    assert args["brand"].dtype == tf.string
+    np.testing.assert_allclose(tensors(**args)["scores"].numpy(), expected, atol=1e-5)
+    unseen = dict(args, brand=tf.fill(tf.shape(args["brand"]), "never-seen"))
+    assert np.isfinite(tensors(**unseen)["scores"].numpy()).all()
