@@ -19,25 +19,10 @@ def feature_set() -> FeatureSet:
 @pytest.fixture(scope="session")
 def pipeline_run(tmp_path_factory):
     """One LocalDagRunner run of the whole pipeline on tiny sample data: (config, RunReport)."""
-    from pipeline.config import apply_overrides, load_config
     from pipeline.local_run import ensure_sample_data, run_local
+    from tests.helpers import tiny_config
 
-    home = tmp_path_factory.mktemp("ltr-home")
-    config = apply_overrides(
-        load_config(),
-        {
-            "data_root": str(home / "data"),
-            "pipeline_root": str(home / "pipeline"),
-            "metadata_path": str(home / "metadata.sqlite"),
-            "registry_root": str(home / "registry"),
-            "sample_data.spans": 2,
-            "sample_data.queries": 150,
-            "training.train_steps": 150,
-            "training.batch_size": 16,
-            "tuner.max_trials": 2,
-            "tuner.train_steps": 20,
-        },
-    )
+    config = tiny_config(tmp_path_factory.mktemp("ltr-home"))
     assert ensure_sample_data(config)
     return config, run_local(config)
 

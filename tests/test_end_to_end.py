@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import glob
 import os
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from pipeline.local_run import run_local
 from pipeline.ranking_metrics import mean_ndcg, random_ndcg
 from pipeline.retraining import RetrainingError
 from pipeline.sample_data import SampleSpec, write_span
+from tests.helpers import read_records
 
 EXPECTED_NODES = {
     "ImportSchemaGen",
@@ -27,12 +27,6 @@ EXPECTED_NODES = {
     "RankingEvaluator",
     "RegistryPusher",
 }
-
-
-def _records(pattern: str) -> list[bytes]:
-    files = sorted(glob.glob(pattern))
-    assert files, pattern
-    return [r.numpy() for r in tf.data.TFRecordDataset(files, compression_type="GZIP")]
 
 
 def test_every_component_completes(pipeline_run):
@@ -47,7 +41,7 @@ def test_examples_hold_every_input_row_of_the_latest_span(pipeline_run):
     assert examples.custom_properties["span"].int_value == 2  # the latest span, by default
     with open(os.path.join(config.data_root, "span-2", "logs.csv")) as handle:
         rows = sum(1 for _ in handle) - 1
-    records = {split: _records(os.path.join(examples.uri, f"Split-{split}", "*.gz")) for split in ("train", "eval")}
+    records = {split: read_records(os.path.join(examples.uri, f"Split-{split}", "*.gz")) for split in ("train", "eval")}
     lists = [input_pb2.ExampleListWithContext.FromString(r) for split in records.values() for r in split]
     assert sum(len(elwc.examples) for elwc in lists) == rows
     assert len(lists) == config.sample_data.queries
@@ -70,7 +64,7 @@ def test_registered_model_scores_serialized_elwc_and_beats_random(pipeline_run):
     serve = model.signatures["serving_default"]
 
     eval_uri = os.path.join(report.artifact("Examples").uri, "Split-eval", "*.gz")
-    records = _records(eval_uri)
+    records = read_records(eval_uri)
     outputs = serve(examples=tf.constant(records))
     scores, mask = outputs["scores"].numpy(), outputs["mask"].numpy()
     lists = []

@@ -15,30 +15,23 @@ import os
 import pytest
 
 from pipeline import cli
-from pipeline.config import apply_overrides, load_config
 from pipeline.lineage import HYPERPARAMETERS_FILE
 from pipeline.local_run import ensure_sample_data, run_local
 from pipeline.registry_cli import print_run_summary
+from tests.helpers import tiny_config
 
 
 def _config(home, **overrides):
-    base = {
-        "data_root": str(home / "data"),
-        "pipeline_root": str(home / "pipeline"),
-        "metadata_path": str(home / "metadata.sqlite"),
-        "registry_root": str(home / "registry"),
-        "sample_data.spans": 2,
+    small = {
         "sample_data.queries": 100,
         "training.train_steps": 60,
-        "training.batch_size": 16,
         "training.strategy": "none",
         "tuner.max_trials": 1,
         "tuner.train_steps": 10,
         "evaluation.min_value": 0.5,
         "evaluation.max_regression": 0.0,
     }
-    base.update(overrides)
-    return apply_overrides(load_config(), base)
+    return tiny_config(home, **{**small, **overrides})
 
 
 @pytest.fixture(scope="module")

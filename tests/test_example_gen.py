@@ -2,72 +2,24 @@
 
 from __future__ import annotations
 
-import glob
-import os
-import shutil
-
 import pytest
-import tensorflow as tf
-from tensorflow_serving.apis import input_pb2
 from tfx.proto import example_gen_pb2, range_config_pb2
-from tfx.types import standard_artifacts
-from tfx.utils import proto_utils
 
 from components.elwc_example_gen import executor as executor_lib
 from components.elwc_example_gen.driver import ElwcInputProcessor, SpanNotFoundError
-from modules.features import DEFAULT_SCHEMA_PATH
 from pipeline.sample_data import SampleSpec, write_sample_data
+from tests.helpers import read_lists, run_example_gen
 
 
-def _schema_artifact(tmp_path):
-    schema = standard_artifacts.Schema()
-    schema.uri = str(tmp_path / "schema")
-    os.makedirs(schema.uri)
-    shutil.copy(DEFAULT_SCHEMA_PATH, os.path.join(schema.uri, "schema.pbtxt"))
-    return schema
-
-
-def _run_executor(tmp_path, data_root, pattern):
-    examples = standard_artifacts.Examples()
-    examples.uri = str(tmp_path / "examples")
-    exec_properties = {
-        "input_base": str(data_root),
-        "input_config": proto_utils.proto_to_json(
-            example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name="single_split", pattern=pattern)])
-        ),
-        "output_config": proto_utils.proto_to_json(
-            example_gen_pb2.Output(
-                split_config=example_gen_pb2.SplitConfig(
-                    splits=[
-                        example_gen_pb2.SplitConfig.Split(name="train", hash_buckets=3),
-                        example_gen_pb2.SplitConfig.Split(name="eval", hash_buckets=1),
-                    ]
-                )
-            )
-        ),
-        "output_data_format": example_gen_pb2.FORMAT_PROTO,
-        "output_file_format": example_gen_pb2.FORMAT_TFRECORDS_GZIP,
-        "max_list_size": 0,
-        "format_options": "",
-        "max_bad_row_fraction": 0.0,
-    }
-    executor_lib.Executor().Do({"schema": [_schema_artifact(tmp_path)]}, {"examples": [examples]}, exec_properties)
-    return examples
-
-
-def _lists(examples, split):
-    files = glob.glob(os.path.join(examples.uri, f"Split-{split}", "*.gz"))
-    return [
-        input_pb2.ExampleListWithContext.FromString(r.numpy())
-        for r in tf.data.TFRecordDataset(files, compression_type="GZIP")
-    ]
+def _run_executor(tmp_path, pattern):
+    return run_example_gen(tmp_path, {"single_split": pattern}, max_bad=0.0)
 
 
 def test_csv_rows_become_one_elwc_per_query(tmp_path):
     write_sample_data(tmp_path / "data", SampleSpec(spans=1, queries=40, seed=1))
-    examples = _run_executor(tmp_path, tmp_path / "data", "span-1/*.csv")
+    examples = _run_executor(tmp_path, "span-1/*.csv")
     assert examples.get_string_custom_property("payload_format") == "FORMAT_PROTO"
-    lists = _lists(examples, "train") + _lists(examples, "eval")
+    lists = read_lists(examples.uri, "train") + read_lists(examples.uri, "eval")
     with open(tmp_path / "data" / "span-1" / "logs.csv") as handle:
         lines = handle.read().splitlines()[1:]
     assert len(lists) == 40
@@ -86,7 +38,7 @@ def test_bad_rows_over_the_allowed_fraction_fail_the_run_naming_file_and_line(tm
     data.mkdir(parents=True)
     (data / "logs.csv").write_text("query_id,price,label\nq1,1.0,1\nq1,abc,0\n")
     with pytest.raises(executor_lib.TooManyBadRowsError, match=r"logs.csv:3: bad_value: column 'price'"):
-        _run_executor(tmp_path, tmp_path / "data", "span-1/*.csv")
+        _run_executor(tmp_path, "span-1/*.csv")
 
 
 def _make_spans(root, spans_versions):

@@ -13,16 +13,12 @@ import pyarrow.parquet as pq
 import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import input_pb2
-from tfx.proto import example_gen_pb2
-from tfx.types import standard_artifacts
-from tfx.utils import proto_utils
 
 from components.elwc_example_gen import executor as executor_lib
 from components.elwc_example_gen.beam_pipeline import query_bucket
 from components.elwc_example_gen.formats import FormatOptions
-from modules.features import DEFAULT_SCHEMA_PATH
+from tests.helpers import FIXTURES, read_lists, run_example_gen
 
-FIXTURES = "/work/shared/data/tfr_examples"
 HEADER = "query_id,doc_id,position,label,price,rating"
 ROWS = [
     ("q1", "d2", 1, 2, 10.0, None),
@@ -33,44 +29,12 @@ ROWS = [
 ]
 
 
-def _schema_artifact(tmp_path, schema_path=DEFAULT_SCHEMA_PATH):
-    schema = standard_artifacts.Schema()
-    schema.uri = str(tmp_path / "schema")
-    os.makedirs(schema.uri, exist_ok=True)
-    shutil.copy(schema_path, os.path.join(schema.uri, "schema.pbtxt"))
-    return schema
-
-
-def run(tmp_path, splits, *, hash_split=True, max_list_size=0, options=None, max_bad=1.0, schema=None):
-    examples = standard_artifacts.Examples()
-    examples.uri = str(tmp_path / "out" / "examples" / "7")
-    output = example_gen_pb2.Output()
-    if hash_split:
-        output.split_config.splits.add(name="train", hash_buckets=3)
-        output.split_config.splits.add(name="eval", hash_buckets=1)
-    exec_properties = {
-        "input_base": str(tmp_path / "data"),
-        "input_config": proto_utils.proto_to_json(
-            example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name=n, pattern=p) for n, p in splits.items()])
-        ),
-        "output_config": proto_utils.proto_to_json(output),
-        "output_data_format": example_gen_pb2.FORMAT_PROTO,
-        "output_file_format": example_gen_pb2.FORMAT_TFRECORDS_GZIP,
-        "max_list_size": max_list_size,
-        "format_options": (options or FormatOptions()).to_json(),
-        "max_bad_row_fraction": max_bad,
-    }
-    schema_artifact = _schema_artifact(tmp_path, schema or DEFAULT_SCHEMA_PATH)
-    executor_lib.Executor().Do({"schema": [schema_artifact]}, {"examples": [examples]}, exec_properties)
-    return examples
+def run(tmp_path, splits, **kwargs):
+    return run_example_gen(tmp_path, splits, **kwargs)
 
 
 def lists(examples, split):
-    files = glob.glob(os.path.join(examples.uri, f"Split-{split}", "*.gz"))
-    return [
-        input_pb2.ExampleListWithContext.FromString(r.numpy())
-        for r in tf.data.TFRecordDataset(files, compression_type="GZIP")
-    ]
+    return read_lists(examples.uri, split)
 
 
 def summary(examples):
@@ -266,7 +230,6 @@ def _fixture_schema(tmp_path):
     return path
 
 
-@pytest.mark.skipif(not os.path.isdir(FIXTURES), reason="TF-Ranking ELWC fixtures not present")
 def test_elwc_written_by_tf_ranking_is_validated_and_resplit(tmp_path):
     data = tmp_path / "data"
     data.mkdir()

@@ -5,13 +5,15 @@ from __future__ import annotations
 import shutil
 
 import pytest
+from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 from tfx.orchestration import pipeline as tfx_pipeline
 from tfx.proto import example_gen_pb2, range_config_pb2
 
 from components.elwc_example_gen import ElwcExampleGen
 from modules.features import DEFAULT_SCHEMA_PATH
-from pipeline.report import latest_run_report
+from pipeline.report import latest_run_report, open_store
+from tests.helpers import read_lists, run_example_gen
 
 PATTERN = "span-{SPAN}/v{VERSION}/*.csv"
 
@@ -75,3 +77,33 @@ def test_span_version_resolution_and_caching(tmp_path):
 
     shutil.rmtree(data / "span-2" / "v2")
     assert _run(tmp_path) == ("CACHED", 2, 1)  # back to the earlier, unchanged input
+
+
+def test_a_failed_run_publishes_no_examples(tmp_path):
+    """Too many bad rows: the run fails, MLMD records a failed execution and no Examples artifact."""
+    data = tmp_path / "data"
+    _write(data, 1, 1, rows=10)
+    (data / "span-1" / "v1" / "logs.csv").write_text("query_id,doc_id,price,label\nq1,d1,abc,1\nq1,d2,1.0,9\n")
+    with pytest.raises(Exception, match="examples.max_bad_row_fraction"):
+        _run(tmp_path)
+    store = open_store(str(tmp_path / "md.sqlite"))
+    assert store.get_artifacts_by_type("Examples") == []
+    states = {
+        e.last_known_state for e in store.get_executions_by_type("components.elwc_example_gen.component.ElwcExampleGen")
+    }
+    assert states == {metadata_store_pb2.Execution.FAILED}
+
+
+def test_input_defined_splits_by_file_pattern(tmp_path):
+    (tmp_path / "data" / "span-1").mkdir(parents=True)
+    for split, queries in (("train", "abc"), ("eval", "xy")):
+        rows = ["query_id,doc_id,price,label"] + [f"{q},d{i},1.5,{i % 3}" for q in queries for i in range(3)]
+        (tmp_path / "data" / "span-1" / f"{split}.csv").write_text("\n".join(rows) + "\n")
+    examples = run_example_gen(tmp_path, {"train": "span-1/train.csv", "eval": "span-1/eval.csv"}, hash_split=False)
+    query_ids = {
+        split: sorted(
+            e.context.features.feature["query_id"].bytes_list.value[0] for e in read_lists(examples.uri, split)
+        )
+        for split in ("train", "eval")
+    }
+    assert query_ids == {"train": [b"a", b"b", b"c"], "eval": [b"x", b"y"]}

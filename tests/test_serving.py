@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import glob
 import json
 import math
 import os
@@ -17,13 +16,13 @@ from tensorflow_serving.apis import input_pb2
 
 from modules.features import Transform
 from modules.model_inputs import raw_to_model_inputs
+from tests.helpers import read_records
 
 PROBE = os.path.join(os.path.dirname(__file__), "serving_probe.py")
 
 
 def _eval_records(report) -> list[bytes]:
-    files = sorted(glob.glob(os.path.join(report.artifact("Examples").uri, "Split-eval", "*.gz")))
-    return [r.numpy() for r in tf.data.TFRecordDataset(files, compression_type="GZIP")]
+    return read_records(os.path.join(report.artifact("Examples").uri, "Split-eval", "*.gz"))
 
 
 @pytest.fixture(scope="module")
