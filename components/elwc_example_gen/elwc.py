@@ -1,4 +1,8 @@
-"""Grouping parsed rows of one query into an ExampleListWithContext proto."""
+"""Grouping parsed rows of one query into an ExampleListWithContext proto.
+
+The row-at-a-time reference (the benchmark's baseline loop, unit tests); the
+Beam executor builds the same records column-wise (``pieces``).
+"""
 
 from __future__ import annotations
 

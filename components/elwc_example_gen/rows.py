@@ -1,8 +1,11 @@
 """Parsing flat log rows into typed values, as the schema declares them.
 
-Pure Python, no Beam: the executor maps these functions over rows, and unit
-tests call them directly. A value that is empty, ``null`` or NaN is *missing*
-and left out of the record, so Transform's schema defaults apply downstream.
+Pure Python, no Beam. ``parse_value`` holds the per-value rules (missing tokens,
+integer and domain checks) that the column-wise reader (``columns``) falls back
+on to find exactly which rows are bad. ``parse_row`` / ``ColumnLayout`` are the
+row-at-a-time reference path: the benchmark's baseline loop and the unit tests
+use them. A value that is empty, ``null`` or NaN is *missing* and left out of
+the record, so Transform's schema defaults apply downstream.
 """
 
 from __future__ import annotations
