@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 
 from pipeline.config import ConfigError, apply_overrides, load_config
@@ -153,8 +154,12 @@ def _cmd_sample_data(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    # google-api-core warns about Python 3.11's end of life at every import: not actionable here.
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"google\.")
     args = build_parser().parse_args(argv)
+    # Progress logs for the long-running commands; the query commands print only their answer.
+    level = logging.INFO if args.command in ("run", "compile", "sample-data") else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     try:
         if args.command == "run":
             return _cmd_run(args)
