@@ -23,7 +23,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from tensorflow_serving.apis import input_pb2  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from components.elwc_example_gen.elwc import elwc_from_values  # noqa: E402
 
 DOCUMENT_FEATURES = {  # name -> (is_int, generator) for synthetic requests
     "price": (False, lambda r, n: r.lognormal(3.5, 1.2, n)),
@@ -45,17 +47,15 @@ def latest_model(root: str = "ltr-home/registry/ranker") -> str:
 
 def make_list(rng: np.random.Generator, n: int) -> tuple[bytes, dict[str, tf.Tensor]]:
     """One list of ``n`` documents, as serialized ELWC and as per-feature tensors."""
-    elwc = input_pb2.ExampleListWithContext()
-    for name, value in CONTEXT_FEATURES.items():
-        elwc.context.features.feature[name].int64_list.value.append(value)
     columns = {name: gen(rng, n) for name, (_, gen) in DOCUMENT_FEATURES.items()}
-    for i in range(n):
-        features = elwc.examples.add().features.feature
-        for name, (is_int, _) in DOCUMENT_FEATURES.items():
-            if is_int:
-                features[name].int64_list.value.append(int(columns[name][i]))
-            else:
-                features[name].float_list.value.append(float(columns[name][i]))
+    documents = [
+        {
+            name: int(columns[name][i]) if is_int else float(columns[name][i])
+            for name, (is_int, _) in DOCUMENT_FEATURES.items()
+        }
+        for i in range(n)
+    ]
+    elwc = elwc_from_values(CONTEXT_FEATURES, documents)
     tensors = {name: tf.constant(col.astype(np.float32).reshape(-1, 1)) for name, col in columns.items()}
     tensors.update({name: tf.constant([[float(v)]]) for name, v in CONTEXT_FEATURES.items()})
     return elwc.SerializeToString(), tensors

@@ -5,8 +5,8 @@ import math
 import numpy as np
 import pytest
 import tensorflow as tf
-from tensorflow_serving.apis import input_pb2
 
+from components.elwc_example_gen.elwc import elwc_from_values
 from modules.elwc_decoder import decode_elwc
 from modules.features import MASK_KEY
 from modules.model_inputs import densify, raw_to_model_inputs
@@ -14,23 +14,7 @@ from modules.preprocessing import signed_log1p, transform_features
 
 
 def _elwc(context: dict, documents: list[dict]) -> bytes:
-    elwc = input_pb2.ExampleListWithContext()
-
-    def put(features, name, value):
-        if isinstance(value, bytes):
-            features.feature[name].bytes_list.value.append(value)
-        elif isinstance(value, int):
-            features.feature[name].int64_list.value.append(value)
-        else:
-            features.feature[name].float_list.value.append(value)
-
-    for name, value in context.items():
-        put(elwc.context.features, name, value)
-    for doc in documents:
-        example = elwc.examples.add()
-        for name, value in doc.items():
-            put(example.features, name, value)
-    return elwc.SerializeToString()
+    return elwc_from_values(context, documents).SerializeToString()
 
 
 RECORDS = [

@@ -14,6 +14,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 from tensorflow_serving.apis import input_pb2
 
+from components.elwc_example_gen.elwc import elwc_from_values
 from modules.features import Transform
 from modules.model_inputs import raw_to_model_inputs
 from tests.helpers import read_records
@@ -101,23 +102,8 @@ def model(pipeline_run):
     return tf.saved_model.load(report.registration["path"])
 
 
-def _put(features: tf.train.Features, values: dict) -> None:
-    for name, value in values.items():
-        feature = features.feature[name]
-        if isinstance(value, bytes):
-            feature.bytes_list.value.append(value)
-        elif isinstance(value, int):
-            feature.int64_list.value.append(value)
-        else:
-            feature.float_list.value.append(value)
-
-
 def _elwc(documents: list[dict], context: dict | None = None) -> bytes:
-    elwc = input_pb2.ExampleListWithContext()
-    _put(elwc.context.features, context or {})
-    for doc in documents:
-        _put(elwc.examples.add().features, doc)
-    return elwc.SerializeToString()
+    return elwc_from_values(context or {}, documents).SerializeToString()
 
 
 def _typed_default(feature):

@@ -24,6 +24,23 @@ def _set_feature(features: tf.train.Features, name: str, value: Value) -> None:
         feature.float_list.value.append(value)
 
 
+def elwc_from_values(
+    context: dict[str, Value], documents: Iterable[dict[str, Value]]
+) -> input_pb2.ExampleListWithContext:
+    """An ELWC from plain values: bytes -> bytes_list, int -> int64_list, float -> float_list.
+
+    A feature absent from a dict is absent from the proto (a missing value).
+    """
+    elwc = input_pb2.ExampleListWithContext()
+    for name, value in context.items():
+        _set_feature(elwc.context.features, name, value)
+    for document in documents:
+        example = elwc.examples.add()
+        for name, value in document.items():
+            _set_feature(example.features, name, value)
+    return elwc
+
+
 def build_elwc(rows: Iterable[ParsedRow], max_list_size: int | None = None) -> tuple[bytes, int, int]:
     """Serialized ELWC of one query's rows, documents in ``sort_key`` order.
 
@@ -34,11 +51,5 @@ def build_elwc(rows: Iterable[ParsedRow], max_list_size: int | None = None) -> t
     """
     ordered = sorted(rows, key=lambda row: row.sort_key)
     kept = ordered if not max_list_size else ordered[:max_list_size]
-    elwc = input_pb2.ExampleListWithContext()
-    for name, value in kept[0].context.items():
-        _set_feature(elwc.context.features, name, value)
-    for row in kept:
-        example = elwc.examples.add()
-        for name, value in row.document.items():
-            _set_feature(example.features, name, value)
+    elwc = elwc_from_values(kept[0].context, (row.document for row in kept))
     return elwc.SerializeToString(deterministic=True), len(kept), len(ordered) - len(kept)
