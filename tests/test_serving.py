@@ -92,8 +92,10 @@ def test_elwc_and_tensor_signatures_return_identical_scores(served):
         assert out["mask"][i].sum() == n
         # One list per call: the same computation, the same scores.
         np.testing.assert_allclose(out[f"tensor_scores/{i}"], out[f"single_scores/{i}"], rtol=0, atol=1e-6)
-        # In a padded batch the matmul kernels differ: equal up to float32 rounding.
-        np.testing.assert_allclose(out[f"tensor_scores/{i}"], out["scores"][i, :n], rtol=1e-5, atol=1e-6)
+        # In a padded batch the matmul kernels differ: equal up to float32 rounding, which
+        # scales with the largest score of the list (scores near 0 carry that absolute error).
+        scale = float(np.abs(out["scores"][i, :n]).max())
+        np.testing.assert_allclose(out[f"tensor_scores/{i}"], out["scores"][i, :n], rtol=1e-5, atol=1e-5 * scale)
 
 
 @pytest.fixture(scope="module")
