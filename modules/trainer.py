@@ -28,9 +28,8 @@ from modules import hparams as hparams_lib
 from modules.fn_inputs import FnInputs, count_records
 from modules.model import NDCG_METRIC, VAL_NDCG_METRIC, build_model, ranking_metrics
 from modules.serving import export_serving_model
-from modules.training_config import REQUIRE_HYPERPARAMETERS_KEY, TrainingConfig
+from modules.training_config import METRICS_FILE, REQUIRE_HYPERPARAMETERS_KEY, TrainingConfig
 
-METRICS_FILE = "metrics.json"
 LOGS_DIR = "logs"
 
 

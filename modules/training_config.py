@@ -16,6 +16,9 @@ from typing import Any
 STRATEGIES = ("none", "mirrored", "multi_worker", "parameter_server")
 TUNER_ALGORITHMS = ("random", "bayesian", "hyperband")
 TUNER_CONFIG_KEY = "tuner"
+# What run_fn writes into the ModelRun artifact (eval metrics, history, hyperparameters);
+# here, not in modules.trainer, so readers (report, Pusher) need not import TensorFlow.
+METRICS_FILE = "metrics.json"
 # custom_config key: True when the Tuner is off, so training without imported
 # hyperparameters fails instead of silently using the defaults.
 REQUIRE_HYPERPARAMETERS_KEY = "require_hyperparameters"
@@ -42,9 +45,6 @@ class TrainingConfig:
     def from_custom_config(cls, custom_config: dict[str, Any] | None) -> TrainingConfig:
         fields = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in (custom_config or {}).items() if k in fields})
-
-    def to_custom_config(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 @dataclasses.dataclass

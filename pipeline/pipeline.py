@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from typing import TYPE_CHECKING
 
 from tfx import v1 as tfx
 from tfx.dsl.components.base import base_node, executor_spec
@@ -18,13 +19,14 @@ from components.elwc_example_gen.resolver import latest_spans
 from components.ranking_evaluator import RankingEvaluator
 from components.ranking_evaluator.gate import Gate
 from components.ranking_tuner import RankingTuner
-from components.ranking_tuner import vertex_executor as vertex_tuner_executor
 from components.registry_pusher import RegistryPusher
 from modules.features import DEFAULT_SCHEMA_PATH
 from modules.preprocessing import OVERRIDES_CONFIG_KEY, SCHEMA_CONFIG_KEY
 from modules.training_config import REQUIRE_HYPERPARAMETERS_KEY, TUNER_CONFIG_KEY
 from pipeline.config import Config
-from pipeline.vertex_training import VertexSpec, vertex_trainer_args, vertex_tune_args, vertex_tuner_args
+
+if TYPE_CHECKING:
+    from pipeline.vertex_training import VertexSpec
 
 PREPROCESSING_FN = "modules.preprocessing.preprocessing_fn"
 TUNER_FN = "modules.tuner.tuner_fn"
@@ -142,7 +144,11 @@ def create_components(config: Config, params: PipelineParameters | None = None) 
     tuner_custom_config = {**training_custom_config, TUNER_CONFIG_KEY: dataclasses.asdict(config.tuner)}
     trainer_class, tuner_extra = tfx.components.Trainer, {}
     if params.vertex is not None:
-        # The same components, run as Vertex AI training jobs with worker pools.
+        # The same components, run as Vertex AI training jobs with worker pools
+        # (imported here: the Google Cloud clients cost seconds to import).
+        from components.ranking_tuner import vertex_executor as vertex_tuner_executor
+        from pipeline.vertex_training import vertex_trainer_args, vertex_tune_args, vertex_tuner_args
+
         training_custom_config = {**training_custom_config, **vertex_trainer_args(config, params.vertex)}
         tuner_custom_config = {**tuner_custom_config, **vertex_tuner_args(config, params.vertex)}
         trainer_class = tfx.extensions.google_cloud_ai_platform.Trainer

@@ -9,12 +9,9 @@ from typing import Any
 
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
+from tfx.dsl.compiler import constants
 
-from modules.trainer import METRICS_FILE
-
-_PIPELINE_RUN_CONTEXT = "pipeline_run"
-_PIPELINE_CONTEXT = "pipeline"
-_NODE_CONTEXT = "node"
+from modules.training_config import METRICS_FILE
 
 
 @dataclasses.dataclass
@@ -75,7 +72,7 @@ def open_store(metadata_path: str) -> metadata_store.MetadataStore:
 def _node_ids(store: metadata_store.MetadataStore, pipeline_name: str) -> dict[int, str]:
     """Execution id -> node id, from the ``node`` contexts (named ``<pipeline>.<node>``)."""
     node_ids = {}
-    for context in store.get_contexts_by_type(_NODE_CONTEXT):
+    for context in store.get_contexts_by_type(constants.NODE_CONTEXT_TYPE_NAME):
         prefix, _, node = context.name.partition(".")
         if prefix != pipeline_name:
             continue
@@ -87,12 +84,14 @@ def _node_ids(store: metadata_store.MetadataStore, pipeline_name: str) -> dict[i
 def latest_run_report(metadata_path: str) -> RunReport:
     """Report of the most recent pipeline run recorded in ``metadata_path``."""
     store = open_store(metadata_path)
-    runs = store.get_contexts_by_type(_PIPELINE_RUN_CONTEXT)
+    runs = store.get_contexts_by_type(constants.PIPELINE_RUN_CONTEXT_TYPE_NAME)
     if not runs:
         raise LookupError(f"no pipeline run recorded in '{metadata_path}'")
     run = max(runs, key=lambda context: (context.create_time_since_epoch, context.id))
     executions = store.get_executions_by_context(run.id)
-    pipelines = [c for c in store.get_contexts_by_execution(executions[0].id) if c.type == _PIPELINE_CONTEXT]
+    pipelines = [
+        c for c in store.get_contexts_by_execution(executions[0].id) if c.type == constants.PIPELINE_CONTEXT_TYPE_NAME
+    ]
     node_ids = _node_ids(store, pipelines[0].name) if pipelines else {}
     states = {
         node_ids.get(e.id, str(e.id)): metadata_store_pb2.Execution.State.Name(e.last_known_state) for e in executions

@@ -13,7 +13,6 @@ import os
 from pipeline.config import Config
 
 HYPERPARAMETERS_FILE = "best_hyperparameters.txt"
-_NODE_CONTEXT = "node"
 _HYPERPARAMETERS_TYPE = "HyperParameters"
 
 
@@ -26,11 +25,12 @@ def earlier_tuner_results(metadata_path: str, pipeline_name: str, tuner_id: str)
     if not os.path.exists(metadata_path):
         return []
     from ml_metadata.proto import metadata_store_pb2
+    from tfx.dsl.compiler import constants
 
     from pipeline.report import open_store
 
     store = open_store(metadata_path)
-    context = store.get_context_by_type_and_name(_NODE_CONTEXT, f"{pipeline_name}.{tuner_id}")
+    context = store.get_context_by_type_and_name(constants.NODE_CONTEXT_TYPE_NAME, f"{pipeline_name}.{tuner_id}")
     if context is None:
         return []
     artifacts = [
