@@ -43,10 +43,19 @@ def print_run_summary(report: RunReport, out=None) -> None:
     else:
         print("Baseline:          none (first model)", file=out)
     print(f"Blessed:           {'yes' if evaluation['blessed'] else 'no'} ({evaluation['reason']})", file=out)
+    for examples in report.rows_set_aside:
+        read = f" of {examples['rows_read']}" if examples["rows_read"] is not None else ""
+        where = f" (dead letter: {examples['dead_letter_uri']})" if examples["bad_rows"] else ""
+        print(f"Rows set aside:    {examples['bad_rows']}{read}{where}", file=out)
     if registration["pushed"]:
+        what = (
+            "new version"
+            if registration.get("newly_registered", True)
+            else (f"identical content to existing version {registration['version']}, nothing copied")
+        )
         print(
             f"Registered model:  {registration['model_name']} version {registration['version']} "
-            f"({registration['backend']} registry)",
+            f"({what}, {registration['backend']} registry)",
             file=out,
         )
         print(f"Model path:        {registration['path']}", file=out)
