@@ -492,7 +492,7 @@ class LocalRegistry:
         """Pins ``version`` as the one to serve (rollback); see the module docstring."""
         model_dir = self.model_dir(model_name)
         if not model_dir.is_dir():
-            raise RegistryError(f"model '{model_name}' has no versions in '{self.root}'")
+            raise self._no_version(model_name, version, _State({}, None, 0, True, True, []))
         with self._locked(model_dir):
             self._step("locked")
             state = self._load(model_name, model_dir)
