@@ -309,3 +309,22 @@ def test_the_context_type_names_spelled_out_for_light_readers_are_tfx_s():
     assert report.PIPELINE_CONTEXT_TYPE == constants.PIPELINE_CONTEXT_TYPE_NAME
     assert report.PIPELINE_RUN_CONTEXT_TYPE == constants.PIPELINE_RUN_CONTEXT_TYPE_NAME
     assert report.NODE_CONTEXT_TYPE == constants.NODE_CONTEXT_TYPE_NAME
+
+
+def test_the_component_and_its_executor_refuse_bad_names_before_writing(tmp_path):
+    from tfx.types import artifact_utils, channel_utils, standard_artifacts
+
+    from components.registry_pusher import RegistryPusher
+    from components.registry_pusher.executor import Executor
+
+    model = standard_artifacts.Model()
+    model.uri = _model(tmp_path / "model" / "Format-Serving")
+    with pytest.raises(ValueError, match="'model_name'"):
+        RegistryPusher(model=channel_utils.as_channel([model]), registry_root=str(tmp_path / "reg"), model_name="..")
+    pushed = standard_artifacts.PushedModel()
+    pushed.uri = str(tmp_path / "pushed")
+    properties = {"registry_root": str(tmp_path / "reg"), "model_name": str(tmp_path / "unrelated")}
+    with pytest.raises(ValueError, match="'model_name'"):
+        Executor().Do({"model": [model]}, {"pushed_model": [pushed]}, properties)
+    assert not (tmp_path / "reg").exists() and not (tmp_path / "pushed").exists()
+    assert artifact_utils.get_single_instance([pushed]).get_string_custom_property("model_name") == ""
