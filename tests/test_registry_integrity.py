@@ -328,3 +328,22 @@ def test_the_component_and_its_executor_refuse_bad_names_before_writing(tmp_path
         Executor().Do({"model": [model]}, {"pushed_model": [pushed]}, properties)
     assert not (tmp_path / "reg").exists() and not (tmp_path / "pushed").exists()
     assert artifact_utils.get_single_instance([pushed]).get_string_custom_property("model_name") == ""
+
+
+def test_the_summary_of_a_real_run_says_what_the_push_did_and_counts_rows_set_aside(pipeline_run):
+    """The same lines from a LocalDagRunner run (the session's shared tiny run: no bad rows in it)."""
+    from pipeline.registry_cli import print_run_summary
+
+    config, report = pipeline_run
+    with open(os.path.join(config.data_root, "span-2", "logs.csv")) as handle:
+        rows_read = sum(1 for _ in handle) - 1
+    (examples,) = report.rows_set_aside
+    assert (examples["bad_rows"], examples["rows_read"]) == (0, rows_read)
+    assert examples["dead_letter_uri"].startswith(config.pipeline_root)
+    registration = report.registration
+    assert registration["newly_registered"] and registration["fingerprint"].startswith("sha256:")
+    out = io.StringIO()
+    print_run_summary(report, out)
+    text = out.getvalue()
+    assert f"Rows set aside:    0 of {rows_read}\n" in text
+    assert f"Registered model:  ranker version {registration['version']} (new version, local registry)" in text
