@@ -135,3 +135,39 @@ def test_rollback_pins_a_version_in_the_index_and_the_tf_serving_config(tmp_path
     # A new (blessed) push is served from then on.
     registry.register("ranker", _model(tmp_path / "m4", payload="4"))
     assert served() == [4]
+
+
+def test_a_registry_written_by_the_previous_format_is_read_and_upgraded_in_place(tmp_path):
+    """Version folders without ltr_version.json, an index with status fields and no fingerprints."""
+    model_dir = tmp_path / "reg" / "ranker"
+    for i in (1, 2):
+        _model(model_dir / str(i), payload=str(i))
+    old_index = {
+        "serving_version": 1,
+        "versions": [
+            {
+                "version": i,
+                "source": f"/old/m{i}",
+                "registered_at": "2025-01-01T00:00:00+00:00",
+                "status": "complete",
+                "metadata": {"ndcg_10": i / 10},
+            }
+            for i in (1, 2)
+        ],
+    }
+    (model_dir / INDEX_FILE).write_text(json.dumps(old_index))
+    registry = LocalRegistry(tmp_path / "reg")
+
+    listed = registry.versions("ranker")
+    assert [(v.version, v.metadata, v.serving) for v in listed] == [
+        (1, {"ndcg_10": 0.1}, True),
+        (2, {"ndcg_10": 0.2}, False),
+    ]
+    for i in (1, 2):  # Each version now describes itself, so the index can be rebuilt from here on.
+        assert json.loads((model_dir / str(i) / registry_lib.VERSION_FILE).read_text())["source"] == f"/old/m{i}"
+    (model_dir / INDEX_FILE).unlink()
+    assert [v.metadata for v in registry.versions("ranker")] == [{"ndcg_10": 0.1}, {"ndcg_10": 0.2}]
+    # Identity by content reaches the old versions too (fingerprinted on first need).
+    again = registry.register("ranker", _model(tmp_path / "copy-of-2", payload="2"))
+    assert (again.version, again.newly_registered) == (2, False)
+    assert registry.register("ranker", _model(tmp_path / "m3", payload="3")).version == 3

@@ -347,3 +347,16 @@ def test_the_summary_of_a_real_run_says_what_the_push_did_and_counts_rows_set_as
     text = out.getvalue()
     assert f"Rows set aside:    0 of {rows_read}\n" in text
     assert f"Registered model:  ranker version {registration['version']} (new version, local registry)" in text
+
+
+def test_a_model_folder_that_links_out_of_the_registry_root_is_refused(tmp_path):
+    outside = tmp_path / "outside"
+    (outside / "2024").mkdir(parents=True)
+    (tmp_path / "reg").mkdir()
+    (tmp_path / "reg" / "ranker").symlink_to(outside, target_is_directory=True)
+    registry = LocalRegistry(tmp_path / "reg")
+    with pytest.raises(ValueError, match="outside"):
+        registry.register("ranker", _model(tmp_path / "m1"))
+    with pytest.raises(ValueError, match="outside"):
+        registry.versions("ranker")
+    assert sorted(p.name for p in outside.iterdir()) == ["2024"]

@@ -292,7 +292,7 @@ class LocalRegistry:
                 }
                 if known.get("unregistered"):
                     entry["unregistered"] = True
-                else:
+                elif not folder.is_symlink():  # Never written through a link that may lead out of the root.
                     backfill.append(number)
             elif entry is None:  # A SavedModel folder the registry did not write: listed, never touched.
                 mtime = datetime.datetime.fromtimestamp(folder.stat().st_mtime, datetime.UTC)
