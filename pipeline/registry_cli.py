@@ -179,6 +179,6 @@ def main_registry(args: argparse.Namespace) -> int:
         if args.command == "lineage":
             return run_lineage_command(args, config)
         return run_registry_command(args, config)
-    except (RegistryError, LookupError, FileNotFoundError) as error:
+    except (RegistryError, LookupError, FileNotFoundError, ValueError) as error:  # ValueError: a path out of its root
         print(f"ltr {args.command}: {error}", file=sys.stderr)
         return 1
