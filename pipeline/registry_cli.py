@@ -104,6 +104,7 @@ def run_registry_command(args: argparse.Namespace, config: Config, out=None) -> 
             "serving": v.serving,
             "path": v.path,
             "source": v.source,
+            "fingerprint": v.fingerprint,
             "registered_at": v.registered_at,
             "metadata": v.metadata,
         }
