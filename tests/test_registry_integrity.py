@@ -74,6 +74,10 @@ def test_a_deleted_index_is_rebuilt_and_no_version_is_lost(tmp_path, caplog):
     assert registry.get("ranker", 2).metadata == {"ndcg_10": 0.2}  # Kept in the version folder itself.
     code, out, _ = _cli("registry", "list", "--registry-root", str(root))
     assert code == 0 and "No versions" not in out and out.count("/reg/ranker/") == 3
+    code, out, _ = _cli("registry", "show", "2", "--registry-root", str(root))
+    shown = json.loads(out)
+    assert code == 0 and shown["metadata"] == {"ndcg_10": 0.2}
+    assert shown["fingerprint"] == registry_lib.content_fingerprint(root / "ranker" / "2")
 
     (root / "ranker" / INDEX_FILE).unlink(missing_ok=True)
     pushed = registry.register("ranker", _model(tmp_path / "m4", payload="model-4"))
