@@ -51,7 +51,7 @@ def print_run_summary(report: RunReport, out=None) -> None:
         what = (
             "new version"
             if registration.get("newly_registered", True)
-            else (f"identical content to existing version {registration['version']}, nothing copied")
+            else f"identical content to existing version {registration['version']}, nothing copied"
         )
         print(
             f"Registered model:  {registration['model_name']} version {registration['version']} "

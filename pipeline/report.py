@@ -66,14 +66,14 @@ class RunReport:
     @property
     def rows_set_aside(self) -> list[dict[str, Any]]:
         """Per Examples artifact the ExampleGen summarized: rows read, rows set aside, the dead letter."""
+        from components.elwc_example_gen.summary import DEAD_LETTER_DIR, SUMMARY_FILE
+
         found, seen = [], set()
         for examples in self.outputs.get("Examples", []):
             props = examples.custom_properties
             if "bad_rows" not in props or examples.uri in seen:
                 continue  # Not an ExampleGen output, or the same data republished (DataViewBinder).
             seen.add(examples.uri)
-            from components.elwc_example_gen.summary import DEAD_LETTER_DIR, SUMMARY_FILE
-
             dead_letter = os.path.join(examples.uri, DEAD_LETTER_DIR)
             with contextlib.suppress(OSError, ValueError):
                 with open(os.path.join(examples.uri, SUMMARY_FILE)) as handle:
