@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from components.registry_pusher.names import NAME_RULE, is_valid_name
 from modules.training_config import STRATEGIES, TUNER_ALGORITHMS, TrainingConfig, TunerSettings
 
 # Kept here (not imported from components/) so loading a config stays light.
@@ -127,6 +128,8 @@ class Config:
 
 # Checks beyond types: (section, key) -> (predicate, message).
 _CHECKS: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
+    ("", "pipeline_name"): (is_valid_name, NAME_RULE),  # Both become path components.
+    ("", "model_name"): (is_valid_name, NAME_RULE),
     ("examples", "span"): (lambda v: v is None or v >= 0, "must be null or >= 0"),
     ("examples", "max_list_size"): (lambda v: v >= 0, "must be >= 0"),
     ("examples", "train_buckets"): (lambda v: v > 0, "must be > 0"),

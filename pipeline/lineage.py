@@ -16,9 +16,8 @@ from typing import Any
 
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
-from tfx.dsl.compiler import constants
 
-from pipeline.report import open_store
+from pipeline.report import NODE_CONTEXT_TYPE, open_store
 
 _INPUT_EVENTS = (metadata_store_pb2.Event.INPUT, metadata_store_pb2.Event.DECLARED_INPUT)
 _OUTPUT_EVENTS = (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)
@@ -74,7 +73,7 @@ class LineageGraph:
 
     def _node_name(self, execution_id: int) -> str:
         for context in self.store.get_contexts_by_execution(execution_id):
-            if self.store.get_context_types_by_id([context.type_id])[0].name == constants.NODE_CONTEXT_TYPE_NAME:
+            if self.store.get_context_types_by_id([context.type_id])[0].name == NODE_CONTEXT_TYPE:
                 return context.name.partition(".")[2] or context.name
         return ""
 

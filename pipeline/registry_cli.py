@@ -43,10 +43,19 @@ def print_run_summary(report: RunReport, out=None) -> None:
     else:
         print("Baseline:          none (first model)", file=out)
     print(f"Blessed:           {'yes' if evaluation['blessed'] else 'no'} ({evaluation['reason']})", file=out)
+    for examples in report.rows_set_aside:
+        read = f" of {examples['rows_read']}" if examples["rows_read"] is not None else ""
+        where = f" (dead letter: {examples['dead_letter_uri']})" if examples["bad_rows"] else ""
+        print(f"Rows set aside:    {examples['bad_rows']}{read}{where}", file=out)
     if registration["pushed"]:
+        what = (
+            "new version"
+            if registration.get("newly_registered", True)
+            else f"identical content to existing version {registration['version']}, nothing copied"
+        )
         print(
             f"Registered model:  {registration['model_name']} version {registration['version']} "
-            f"({registration['backend']} registry)",
+            f"({what}, {registration['backend']} registry)",
             file=out,
         )
         print(f"Model path:        {registration['path']}", file=out)
@@ -95,6 +104,7 @@ def run_registry_command(args: argparse.Namespace, config: Config, out=None) -> 
             "serving": v.serving,
             "path": v.path,
             "source": v.source,
+            "fingerprint": v.fingerprint,
             "registered_at": v.registered_at,
             "metadata": v.metadata,
         }
@@ -170,6 +180,6 @@ def main_registry(args: argparse.Namespace) -> int:
         if args.command == "lineage":
             return run_lineage_command(args, config)
         return run_registry_command(args, config)
-    except (RegistryError, LookupError, FileNotFoundError) as error:
+    except (RegistryError, LookupError, FileNotFoundError, ValueError) as error:  # ValueError: a path out of its root
         print(f"ltr {args.command}: {error}", file=sys.stderr)
         return 1

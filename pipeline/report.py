@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -9,9 +10,14 @@ from typing import Any
 
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
-from tfx.dsl.compiler import constants
 
 from modules.training_config import METRICS_FILE
+
+# MLMD context types of TFX's orchestrators (tfx.dsl.compiler.constants), spelled out so
+# that reading MLMD imports no TFX (tests/test_registry_integrity.py checks they agree).
+PIPELINE_CONTEXT_TYPE = "pipeline"
+PIPELINE_RUN_CONTEXT_TYPE = "pipeline_run"
+NODE_CONTEXT_TYPE = "node"
 
 
 @dataclasses.dataclass
@@ -49,7 +55,37 @@ class RunReport:
         if done:
             registration["version"] = props["pushed_version"].int_value
             registration["path"] = props["pushed_destination"].string_value
+            # False: a registered version already held identical content (nothing was copied).
+            registration["newly_registered"] = (
+                props["newly_registered"].int_value == 1 if "newly_registered" in props else True
+            )
+            if "pushed_fingerprint" in props:
+                registration["fingerprint"] = props["pushed_fingerprint"].string_value
         return registration
+
+    @property
+    def rows_set_aside(self) -> list[dict[str, Any]]:
+        """Per Examples artifact the ExampleGen summarized: rows read, rows set aside, the dead letter."""
+        from components.elwc_example_gen.summary import DEAD_LETTER_DIR, SUMMARY_FILE
+
+        found, seen = [], set()
+        for examples in self.outputs.get("Examples", []):
+            props = examples.custom_properties
+            if "bad_rows" not in props or examples.uri in seen:
+                continue  # Not an ExampleGen output, or the same data republished (DataViewBinder).
+            seen.add(examples.uri)
+            dead_letter = os.path.join(examples.uri, DEAD_LETTER_DIR)
+            with contextlib.suppress(OSError, ValueError):
+                with open(os.path.join(examples.uri, SUMMARY_FILE)) as handle:
+                    dead_letter = json.load(handle).get("dead_letter_uri") or dead_letter
+            found.append(
+                {
+                    "bad_rows": props["bad_rows"].int_value,
+                    "rows_read": props["rows_read"].int_value if "rows_read" in props else None,
+                    "dead_letter_uri": dead_letter,
+                }
+            )
+        return found
 
     @property
     def evaluation(self) -> dict[str, Any]:
@@ -72,7 +108,7 @@ def open_store(metadata_path: str) -> metadata_store.MetadataStore:
 def _node_ids(store: metadata_store.MetadataStore, pipeline_name: str) -> dict[int, str]:
     """Execution id -> node id, from the ``node`` contexts (named ``<pipeline>.<node>``)."""
     node_ids = {}
-    for context in store.get_contexts_by_type(constants.NODE_CONTEXT_TYPE_NAME):
+    for context in store.get_contexts_by_type(NODE_CONTEXT_TYPE):
         prefix, _, node = context.name.partition(".")
         if prefix != pipeline_name:
             continue
@@ -84,14 +120,12 @@ def _node_ids(store: metadata_store.MetadataStore, pipeline_name: str) -> dict[i
 def latest_run_report(metadata_path: str) -> RunReport:
     """Report of the most recent pipeline run recorded in ``metadata_path``."""
     store = open_store(metadata_path)
-    runs = store.get_contexts_by_type(constants.PIPELINE_RUN_CONTEXT_TYPE_NAME)
+    runs = store.get_contexts_by_type(PIPELINE_RUN_CONTEXT_TYPE)
     if not runs:
         raise LookupError(f"no pipeline run recorded in '{metadata_path}'")
     run = max(runs, key=lambda context: (context.create_time_since_epoch, context.id))
     executions = store.get_executions_by_context(run.id)
-    pipelines = [
-        c for c in store.get_contexts_by_execution(executions[0].id) if c.type == constants.PIPELINE_CONTEXT_TYPE_NAME
-    ]
+    pipelines = [c for c in store.get_contexts_by_execution(executions[0].id) if c.type == PIPELINE_CONTEXT_TYPE]
     node_ids = _node_ids(store, pipelines[0].name) if pipelines else {}
     states = {
         node_ids.get(e.id, str(e.id)): metadata_store_pb2.Execution.State.Name(e.last_known_state) for e in executions

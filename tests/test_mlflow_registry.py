@@ -1,13 +1,20 @@
 """The MLflow Model Registry backend: register, load back, idempotency, rollback, concurrency."""
 
 import multiprocessing
+import shutil
+import time
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from components.registry_pusher.backends import open_registry
-from components.registry_pusher.mlflow_registry import SERVING_ALIAS, MlflowRegistry, default_tracking_uri
+from components.registry_pusher.mlflow_registry import (
+    SERVING_ALIAS,
+    MlflowRegistry,
+    default_tracking_uri,
+    filter_literal,
+)
 from components.registry_pusher.registry import RegistryError
 
 
@@ -67,14 +74,46 @@ def test_pushing_the_same_model_twice_is_one_version_and_rollback_moves_the_alia
         registry.get("ranker", 9)
 
 
-def test_a_killed_upload_leaves_no_version_and_is_cleaned_up(registry, tmp_path):
+def test_only_uploads_older_than_the_timeout_are_cleaned_up(registry, tmp_path):
     m1 = _saved_model(tmp_path / "m1", 1.0)
     experiment = registry._experiment_id()
-    # What a push killed mid-upload leaves: a run marked uploading, no model version.
-    leftover = registry.client.create_run(experiment, tags={"ltr.push_state": "uploading"})
+    # What a push killed mid-upload leaves: a run marked uploading, no model version. One from
+    # yesterday is a killed push; one started a moment ago may be another push still uploading.
+    day_ago_ms = int((time.time() - 24 * 3600) * 1000)
+    killed = registry.client.create_run(experiment, start_time=day_ago_ms, tags={"ltr.push_state": "uploading"})
+    in_progress = registry.client.create_run(experiment, tags={"ltr.push_state": "uploading"})
     assert registry.versions("ranker") == []
     assert registry.register("ranker", m1).version == 1
-    assert registry.client.get_run(leftover.info.run_id).info.lifecycle_stage == "deleted"
+    assert registry.client.get_run(killed.info.run_id).info.lifecycle_stage == "deleted"
+    assert registry.client.get_run(in_progress.info.run_id).info.lifecycle_stage == "active"
+
+
+def test_identity_is_by_content_not_by_path_and_names_are_checked(registry, tmp_path):
+    trainer_output = tmp_path / "trainer" / "Format-Serving"
+    first = registry.register("ranker", _saved_model(trainer_output, 1.0))
+    assert (first.version, first.newly_registered) == (1, True) and first.fingerprint.startswith("sha256:")
+    # Retrained on other data into the same path: other weights, a new version.
+    shutil.rmtree(trainer_output)
+    second = registry.register("ranker", _saved_model(trainer_output, 5.0))
+    assert (second.version, second.newly_registered) == (2, True)
+    # The same content from another path is the version holding it, and is served again.
+    shutil.copytree(trainer_output, tmp_path / "copy")
+    again = registry.register("ranker", str(tmp_path / "copy"))
+    assert (again.version, again.newly_registered, again.serving) == (2, False, True)
+    registry.set_serving("ranker", 1)
+    assert registry.register("ranker", str(tmp_path / "copy")).version == 2
+    assert registry.serving_version("ranker") == 2
+
+    # Names are checked before they reach a path or a filter string.
+    for name in ("a'b", "../x", "", "x' or name = 'y"):
+        with pytest.raises(ValueError, match="model_name"):
+            registry.register(name, _saved_model(tmp_path / "m", 1.0))
+        with pytest.raises(ValueError, match="model_name"):
+            registry.versions(name)
+    assert filter_literal("ranker") == "'ranker'"
+    assert filter_literal("it's") == '"it\'s"'
+    with pytest.raises(ValueError, match="both quote"):
+        filter_literal("""'"'""")
 
 
 def _push(root, source, queue):

@@ -1,4 +1,4 @@
-"""The local registry: monotonic versions, idempotency, atomic publish, concurrency."""
+"""The local registry: monotonic versions, idempotency, atomic publish, concurrency (kills: test_registry_kills)."""
 
 import json
 import multiprocessing
@@ -24,7 +24,7 @@ def _model(path, payload="x"):
 def test_versions_increase_and_layout_is_tf_serving(tmp_path):
     registry = LocalRegistry(tmp_path / "reg")
     first = registry.register("ranker", _model(tmp_path / "m1"), {"ndcg_10": 0.8})
-    second = registry.register("ranker", _model(tmp_path / "m2"))
+    second = registry.register("ranker", _model(tmp_path / "m2", payload="y"))
     assert (first.version, second.version) == (1, 2)
     assert first.newly_registered and second.newly_registered
     assert (tmp_path / "reg" / "ranker" / "2" / "saved_model.pb").is_file()
@@ -51,34 +51,6 @@ def test_rejects_a_folder_without_saved_model(tmp_path):
         LocalRegistry(tmp_path / "reg").register("ranker", str(tmp_path / "empty"))
 
 
-def _die_mid_copy(root, source):
-    def partial_copy(src, dst):
-        os.makedirs(dst)
-        shutil.copy(os.path.join(src, "saved_model.pb"), dst)
-        os._exit(9)  # Killed half-way through the push.
-
-    registry_lib.shutil.copytree = partial_copy
-    LocalRegistry(root).register("ranker", source)
-
-
-def test_a_push_killed_half_way_leaves_no_version_and_the_next_push_succeeds(tmp_path):
-    root = tmp_path / "reg"
-    registry = LocalRegistry(root)
-    registry.register("ranker", _model(tmp_path / "m1"))
-    process = multiprocessing.get_context("fork").Process(target=_die_mid_copy, args=(root, _model(tmp_path / "m2")))
-    process.start()
-    process.join()
-    assert process.exitcode == 9
-    leftovers = [p.name for p in (root / "ranker").iterdir() if p.name.startswith(".tmp-")]
-    assert leftovers  # the half-written copy exists, but only under a hidden temporary name
-    assert [v.version for v in registry.versions("ranker")] == [1]
-    assert sorted(p.name for p in (root / "ranker").iterdir() if p.name.isdigit()) == ["1"]
-
-    nxt = registry.register("ranker", str(tmp_path / "m2"))
-    assert nxt.version == 2
-    assert not [p for p in (root / "ranker").iterdir() if p.name.startswith(".tmp-")]
-
-
 def _register(root, source, queue):
     queue.put(LocalRegistry(root).register("ranker", source).version)
 
@@ -103,37 +75,6 @@ def test_remote_uris_are_refused_clearly():
         LocalRegistry("gs://bucket/registry")
 
 
-def _die_after_index_before_rename(root, source):
-    def killed_rename(src, dst):
-        os._exit(9)  # Killed after the pending index entry was written, before the rename.
-
-    registry_lib.os.rename = killed_rename
-    LocalRegistry(root).register("ranker", source, {"ndcg_10": 0.9})
-
-
-def test_a_push_killed_after_the_copy_is_completed_by_the_next_push(tmp_path):
-    root = tmp_path / "reg"
-    registry = LocalRegistry(root)
-    registry.register("ranker", _model(tmp_path / "m1"))
-    m2 = _model(tmp_path / "m2", payload="2")
-    process = multiprocessing.get_context("fork").Process(target=_die_after_index_before_rename, args=(root, m2))
-    process.start()
-    process.join()
-    assert process.exitcode == 9
-    # Readers see only version 1: version 2 is pending, its copy still hidden.
-    assert [v.version for v in registry.versions("ranker")] == [1]
-    assert not (root / "ranker" / "2").exists()
-
-    third = registry.register("ranker", _model(tmp_path / "m3", payload="3"))
-    assert [v.version for v in registry.versions("ranker")] == [1, 2, 3]
-    assert third.version == 3
-    recovered = registry.get("ranker", 2)
-    assert recovered.metadata == {"ndcg_10": 0.9}
-    assert (root / "ranker" / "2" / "saved_model.pb").read_text() == "2"
-    # The recovered push is idempotent too: pushing m2 again is still version 2.
-    assert registry.register("ranker", m2).version == 2
-
-
 def _slow_push(root, source, started):
     real_copytree = shutil.copytree
 
@@ -142,7 +83,7 @@ def _slow_push(root, source, started):
         open(started, "w").close()
         time.sleep(60)  # The parent SIGKILLs us here, mid-copy.
 
-    registry_lib.shutil.copytree = lambda src, dst: real_copytree(src, dst, copy_function=slow_copy)
+    registry_lib.shutil.copytree = lambda src, dst, **kwargs: real_copytree(src, dst, copy_function=slow_copy, **kwargs)
     LocalRegistry(root).register("ranker", source)
 
 
@@ -152,7 +93,7 @@ def test_sigkill_during_a_push_leaves_the_registry_consistent(tmp_path):
     registry.register("ranker", _model(tmp_path / "m1"))
     started = tmp_path / "started"
     process = multiprocessing.get_context("fork").Process(
-        target=_slow_push, args=(root, _model(tmp_path / "m2"), str(started))
+        target=_slow_push, args=(root, _model(tmp_path / "m2", payload="2"), str(started))
     )
     process.start()
     deadline = time.time() + 30
@@ -166,7 +107,7 @@ def test_sigkill_during_a_push_leaves_the_registry_consistent(tmp_path):
     assert sorted(p.name for p in (root / "ranker").iterdir() if p.name.isdigit()) == ["1"]
     # The killed push held the lock; the kernel released it, so the next push proceeds.
     assert registry.register("ranker", str(tmp_path / "m2")).version == 2
-    assert not [p for p in (root / "ranker").iterdir() if p.name.startswith(".tmp-")]
+    assert not [p for p in (root / "ranker").iterdir() if p.name.startswith(registry_lib.STAGING_PREFIX)]
 
 
 def test_rollback_pins_a_version_in_the_index_and_the_tf_serving_config(tmp_path):
@@ -194,3 +135,39 @@ def test_rollback_pins_a_version_in_the_index_and_the_tf_serving_config(tmp_path
     # A new (blessed) push is served from then on.
     registry.register("ranker", _model(tmp_path / "m4", payload="4"))
     assert served() == [4]
+
+
+def test_a_registry_written_by_the_previous_format_is_read_and_upgraded_in_place(tmp_path):
+    """Version folders without ltr_version.json, an index with status fields and no fingerprints."""
+    model_dir = tmp_path / "reg" / "ranker"
+    for i in (1, 2):
+        _model(model_dir / str(i), payload=str(i))
+    old_index = {
+        "serving_version": 1,
+        "versions": [
+            {
+                "version": i,
+                "source": f"/old/m{i}",
+                "registered_at": "2025-01-01T00:00:00+00:00",
+                "status": "complete",
+                "metadata": {"ndcg_10": i / 10},
+            }
+            for i in (1, 2)
+        ],
+    }
+    (model_dir / INDEX_FILE).write_text(json.dumps(old_index))
+    registry = LocalRegistry(tmp_path / "reg")
+
+    listed = registry.versions("ranker")
+    assert [(v.version, v.metadata, v.serving) for v in listed] == [
+        (1, {"ndcg_10": 0.1}, True),
+        (2, {"ndcg_10": 0.2}, False),
+    ]
+    for i in (1, 2):  # Each version now describes itself, so the index can be rebuilt from here on.
+        assert json.loads((model_dir / str(i) / registry_lib.VERSION_FILE).read_text())["source"] == f"/old/m{i}"
+    (model_dir / INDEX_FILE).unlink()
+    assert [v.metadata for v in registry.versions("ranker")] == [{"ndcg_10": 0.1}, {"ndcg_10": 0.2}]
+    # Identity by content reaches the old versions too (fingerprinted on first need).
+    again = registry.register("ranker", _model(tmp_path / "copy-of-2", payload="2"))
+    assert (again.version, again.newly_registered) == (2, False)
+    assert registry.register("ranker", _model(tmp_path / "m3", payload="3")).version == 3

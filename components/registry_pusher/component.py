@@ -7,6 +7,7 @@ from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import standard_artifacts
 
 from components.registry_pusher import executor
+from components.registry_pusher.names import check_name
 from components.registry_pusher.spec import RegistryPusherSpec
 
 
@@ -35,6 +36,7 @@ class RegistryPusher(base_component.BaseComponent):
         mlflow_tracking_uri: str = "",
         mlflow_experiment: str = "",
     ):
+        check_name(model_name, "model_name")
         super().__init__(
             spec=RegistryPusherSpec(
                 model=model,

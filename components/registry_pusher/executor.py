@@ -14,6 +14,7 @@ from tfx.utils import io_utils, path_utils
 
 from components.ranking_evaluator.executor import EVALUATION_FILE
 from components.registry_pusher.backends import open_registry
+from components.registry_pusher.names import check_name
 from modules.training_config import METRICS_FILE
 
 REGISTRATION_FILE = "registration.json"
@@ -60,7 +61,7 @@ class Executor(base_executor.BaseExecutor):
         model = artifact_utils.get_single_instance(input_dict["model"])
         pushed = artifact_utils.get_single_instance(output_dict["pushed_model"])
         backend = exec_properties.get("backend") or "local"
-        model_name = exec_properties["model_name"]
+        model_name = check_name(exec_properties["model_name"], "model_name")
         pushed.set_string_custom_property("registry_backend", backend)
         pushed.set_string_custom_property("model_name", model_name)
         pushed.set_int_custom_property("model_artifact_id", model.id)
@@ -94,15 +95,25 @@ class Executor(base_executor.BaseExecutor):
             exec_properties.get("mlflow_experiment") or "",
         )
         registered = registry.register(model_name, path_utils.serving_model_path(model.uri), metadata)
-        logging.info(
-            "Registered model %s as %s version %d at %s", model.id, model_name, registered.version, registered.path
-        )
+        if registered.newly_registered:
+            logging.info(
+                "Registered model %s as %s version %d at %s", model.id, model_name, registered.version, registered.path
+            )
+        else:
+            logging.info(
+                "Model %s has content identical to %s version %d: nothing copied, that version is served",
+                model.id,
+                model_name,
+                registered.version,
+            )
         # The same custom properties as TFX's Pusher, plus backend, name and version.
         pushed.set_int_custom_property("pushed", 1)
         pushed.set_string_custom_property("pushed_destination", registered.path)
         pushed.set_int_custom_property("pushed_version", registered.version)
         pushed.set_string_custom_property("pushed_reason", reason)
         pushed.set_int_custom_property("newly_registered", int(registered.newly_registered))
+        if registered.fingerprint:
+            pushed.set_string_custom_property("pushed_fingerprint", registered.fingerprint)
         io_utils.write_string_file(
             os.path.join(pushed.uri, REGISTRATION_FILE),
             json.dumps(
@@ -113,6 +124,7 @@ class Executor(base_executor.BaseExecutor):
                     "version": registered.version,
                     "path": registered.path,
                     "newly_registered": registered.newly_registered,
+                    "fingerprint": registered.fingerprint,
                     "reason": reason,
                     "model_artifact_id": model.id,
                 }

@@ -7,11 +7,18 @@ after the upload finished, so the registry never lists a half-uploaded model.
 The model version carries the same tags; the alias ``serving`` marks the version
 to serve (moved by every push and by ``ltr registry rollback``).
 
-Idempotency: a version whose tag ``ltr.source`` is the same SavedModel is returned
-instead of creating another. With a local ``sqlite:///`` tracking URI (the
-default), pushes hold a file lock beside the database, so concurrent pushes are
-serialized and runs left by a killed push are deleted by the next one. A remote
-tracking server allocates versions itself; there the lock is per machine.
+Identity by content: a version whose tag ``ltr.fingerprint`` equals the pushed
+SavedModel's content fingerprint (``registry.content_fingerprint``) is returned
+(and served) instead of creating another; a different model at an old path is a
+new version.
+
+Concurrency: with a local ``sqlite:///`` tracking URI (the default), pushes hold a
+file lock beside the database, so concurrent pushes are serialized. A remote
+tracking server allocates version numbers itself, but the lock is per machine:
+run at most one push per model at a time against it (see README: Model
+registry). Runs left ``uploading`` by a killed push are deleted only once they
+are older than ``stale_upload_s`` (default 6 h), so a push still uploading from
+another process or machine is never touched.
 """
 
 from __future__ import annotations
@@ -19,19 +26,36 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from components.registry_pusher.registry import RegisteredVersion, RegistryError
+from components.registry_pusher.names import check_name
+from components.registry_pusher.registry import RegisteredVersion, RegistryError, content_fingerprint
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # No network calls from pipeline runs.
 
 ARTIFACT_PATH = "saved_model"
 SERVING_ALIAS = "serving"
 SOURCE_TAG = "ltr.source"
+FINGERPRINT_TAG = "ltr.fingerprint"
 STATE_TAG = "ltr.push_state"
 DB_FILE = "mlflow.db"
+STALE_UPLOAD_S = 6 * 3600
+
+
+def filter_literal(value: str) -> str:
+    """``value`` as a string literal of an MLflow search filter.
+
+    MLflow's filter parser has no escape character: it strips one pair of quotes, so the
+    value is quoted with a quote character it does not contain.
+    """
+    if "'" not in value:
+        return f"'{value}'"
+    if '"' not in value:
+        return f'"{value}"'
+    raise ValueError(f"{value!r} contains both quote characters: it cannot be searched for in MLflow")
 
 
 def default_tracking_uri(registry_root: str) -> str:
@@ -54,10 +78,17 @@ def _flatten(metadata: dict[str, Any], prefix: str = "") -> dict[str, str]:
 class MlflowRegistry:
     backend = "mlflow"
 
-    def __init__(self, tracking_uri: str, experiment: str = "ltr-registry", artifact_root: str | None = None):
+    def __init__(
+        self,
+        tracking_uri: str,
+        experiment: str = "ltr-registry",
+        artifact_root: str | None = None,
+        stale_upload_s: float = STALE_UPLOAD_S,
+    ):
         from mlflow import MlflowClient  # ~3 s import: only when this backend is used.
 
         self.tracking_uri = tracking_uri
+        self.stale_upload_s = stale_upload_s
         self.experiment = experiment
         self.artifact_root = artifact_root
         with self._locked():
@@ -91,9 +122,18 @@ class MlflowRegistry:
             location = root if "://" in root else Path(os.path.abspath(root)).as_uri()
         return self.client.create_experiment(self.experiment, artifact_location=location)
 
-    def _clean_up_killed_pushes(self, experiment_id: str) -> None:
+    def _clean_up_killed_pushes(self, experiment_id: str) -> list[str]:
+        """Deletes runs left ``uploading`` longer than ``stale_upload_s`` ago; their ids."""
+        cutoff_ms = (time.time() - self.stale_upload_s) * 1000
+        deleted = []
         for run in self.client.search_runs([experiment_id], filter_string=f"tags.`{STATE_TAG}` = 'uploading'"):
-            self.client.delete_run(run.info.run_id)
+            if run.info.start_time is not None and run.info.start_time < cutoff_ms:
+                self.client.delete_run(run.info.run_id)
+                deleted.append(run.info.run_id)
+        return deleted
+
+    def _search_versions(self, model_name: str):
+        return self.client.search_model_versions(f"name = {filter_literal(check_name(model_name, 'model_name'))}")
 
     def _to_registered(self, mv, new: bool, serving_version: int | None) -> RegisteredVersion:
         tags = dict(mv.tags)
@@ -103,19 +143,22 @@ class MlflowRegistry:
             path=mv.source,
             source=tags.get(SOURCE_TAG, ""),
             registered_at=str(mv.creation_timestamp),
-            metadata={k: v for k, v in tags.items() if k != SOURCE_TAG},
+            metadata={k: v for k, v in tags.items() if k not in (SOURCE_TAG, FINGERPRINT_TAG)},
             newly_registered=new,
             serving=serving_version is not None and int(mv.version) == serving_version,
+            fingerprint=tags.get(FINGERPRINT_TAG, ""),
         )
 
     def register(self, model_name: str, source_dir: str, metadata: dict[str, Any] | None = None) -> RegisteredVersion:
         from mlflow.exceptions import MlflowException
 
+        check_name(model_name, "model_name")
         source = os.path.realpath(source_dir)
         if not os.path.isfile(os.path.join(source, "saved_model.pb")):
             raise FileNotFoundError(f"no SavedModel at '{source_dir}'")
+        fingerprint = content_fingerprint(source)
         metadata = metadata or {}
-        tags = _flatten(metadata)
+        tags = {**_flatten(metadata), SOURCE_TAG: source, FINGERPRINT_TAG: fingerprint}
         with self._locked():
             experiment_id = self._experiment_id()
             self._clean_up_killed_pushes(experiment_id)
@@ -124,10 +167,12 @@ class MlflowRegistry:
             except MlflowException as error:
                 if error.error_code != "RESOURCE_ALREADY_EXISTS":
                     raise
-            for mv in self.client.search_model_versions(f"name = '{model_name}'"):
-                if mv.tags.get(SOURCE_TAG) == source:
-                    return self._to_registered(mv, False, self.serving_version(model_name))
-            run = self.client.create_run(experiment_id, tags={**tags, SOURCE_TAG: source, STATE_TAG: "uploading"})
+            for mv in self._search_versions(model_name):
+                if mv.tags.get(FINGERPRINT_TAG) == fingerprint:
+                    # Identical content is that version; the push serves it, as any push does.
+                    self.client.set_registered_model_alias(model_name, SERVING_ALIAS, mv.version)
+                    return self._to_registered(mv, False, int(mv.version))
+            run = self.client.create_run(experiment_id, tags={**tags, STATE_TAG: "uploading"})
             run_id = run.info.run_id
             for name, value in (metadata.get("metrics") or {}).items():
                 self.client.log_metric(run_id, name, float(value))
@@ -138,19 +183,20 @@ class MlflowRegistry:
                 model_name,
                 source=f"{run.info.artifact_uri}/{ARTIFACT_PATH}",
                 run_id=run_id,
-                tags={**tags, SOURCE_TAG: source},
+                tags=tags,
             )
             self.client.set_registered_model_alias(model_name, SERVING_ALIAS, mv.version)
             return self._to_registered(mv, True, int(mv.version))
 
     def versions(self, model_name: str) -> list[RegisteredVersion]:
         serving = self.serving_version(model_name)
-        found = self.client.search_model_versions(f"name = '{model_name}'")
+        found = self._search_versions(model_name)
         return sorted((self._to_registered(mv, False, serving) for mv in found), key=lambda v: v.version)
 
     def get(self, model_name: str, version: int) -> RegisteredVersion:
         from mlflow.exceptions import MlflowException
 
+        check_name(model_name, "model_name")
         try:
             mv = self.client.get_model_version(model_name, str(version))
         except MlflowException:
