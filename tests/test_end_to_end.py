@@ -10,9 +10,9 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import input_pb2
 
+from modules.ranking_metrics import mean_ndcg, random_ndcg
 from pipeline.config import apply_overrides, load_config
 from pipeline.local_run import run_local
-from pipeline.ranking_metrics import mean_ndcg, random_ndcg
 from pipeline.retraining import RetrainingError
 from pipeline.sample_data import SampleSpec, write_span
 from tests.helpers import read_records
@@ -23,7 +23,6 @@ EXPECTED_NODES = {
     "Transform",
     "Tuner",
     "Trainer",
-    "latest_blessed_model_resolver",
     "RankingEvaluator",
     "RegistryPusher",
 }

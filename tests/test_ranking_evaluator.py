@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from components.ranking_evaluator.gate import Gate, judge
-from components.ranking_evaluator.metrics import MetricAccumulator, reciprocal_rank
-from pipeline.ranking_metrics import ndcg_at_k
+from components.ranking_evaluator.metrics import MetricAccumulator
+from modules.ranking_metrics import ndcg_at_k, reciprocal_rank
 
 
 def test_reciprocal_rank_is_one_over_the_rank_of_the_first_relevant_document():
@@ -37,29 +37,40 @@ def test_accumulator_refuses_mismatched_shapes_and_empty_results():
         acc.result()
 
 
-GATE = Gate(metric="ndcg_10", min_value=0.7, max_regression=0.01)
+GATE = Gate(metric="ndcg_10", max_regression=0.01, min_lift=0.05)
+TRIVIAL = {"ndcg_10": 0.50}
 
 
-def test_first_model_is_judged_on_the_threshold_alone():
-    assert judge({"ndcg_10": 0.75}, None, GATE).blessed
-    refused = judge({"ndcg_10": 0.65}, None, GATE)
-    assert not refused.blessed and "below the threshold 0.7000" in refused.reason
-
-
-def test_a_model_worse_than_the_baseline_beyond_the_tolerance_is_refused():
-    refused = judge({"ndcg_10": 0.80}, {"ndcg_10": 0.82}, GATE)
+def test_first_model_is_judged_against_the_trivial_ranker():
+    blessed = judge({"ndcg_10": 0.56}, None, GATE, TRIVIAL, "logged order")
+    assert blessed.blessed and "no serving model" in blessed.reason
+    refused = judge({"ndcg_10": 0.54}, None, GATE, TRIVIAL, "logged order")
     assert not refused.blessed
-    assert "worse than the baseline's 0.8200" in refused.reason
+    assert refused.reason == "ndcg_10 0.5400 is below logged order's 0.5000 + min_lift 0.0500"
 
 
-def test_a_model_within_the_tolerance_of_the_baseline_is_blessed():
-    assert judge({"ndcg_10": 0.815}, {"ndcg_10": 0.82}, GATE).blessed
-    assert judge({"ndcg_10": 0.90}, {"ndcg_10": 0.82}, GATE).blessed
+def test_a_model_worse_than_the_serving_model_beyond_the_tolerance_is_refused():
+    refused = judge({"ndcg_10": 0.80}, {"ndcg_10": 0.82}, GATE, TRIVIAL)
+    assert not refused.blessed
+    assert "is below the serving model's 0.8200 - max_regression 0.0100" in refused.reason
 
 
-def test_both_failures_are_reported():
-    refused = judge({"ndcg_10": 0.5}, {"ndcg_10": 0.8}, GATE)
-    assert "below the threshold" in refused.reason and "worse than the baseline" in refused.reason
+def test_a_model_within_the_tolerance_of_the_serving_model_is_blessed():
+    assert judge({"ndcg_10": 0.815}, {"ndcg_10": 0.82}, GATE, TRIVIAL).blessed
+    assert judge({"ndcg_10": 0.90}, {"ndcg_10": 0.82}, GATE, TRIVIAL).blessed
+
+
+def test_no_absolute_floor_by_default_so_a_hard_data_set_can_bless():
+    # MSLR-like data: the best models reach ~0.5; nothing absolute stands in the way.
+    assert Gate().min_value is None
+    assert judge({"ndcg_10": 0.45}, None, Gate(), {"ndcg_10": 0.30}).blessed
+    floored = judge({"ndcg_10": 0.45}, None, Gate(min_value=0.6), {"ndcg_10": 0.30})
+    assert not floored.blessed and "is below min_value 0.6000" in floored.reason
+
+
+def test_every_failure_is_reported():
+    refused = judge({"ndcg_10": 0.5}, {"ndcg_10": 0.8}, Gate(min_value=0.7, min_lift=0.05), TRIVIAL)
+    assert refused.reason.count("is below") == 3
 
 
 def test_gate_refuses_unknown_metrics_and_negative_tolerance():

@@ -1,8 +1,8 @@
-"""Ranking metrics of one evaluation pass, accumulated list by list in numpy.
+"""Ranking metrics of one evaluation pass, accumulated list by list.
 
-NDCG uses gain ``2^rel - 1`` and discount ``log2(rank + 1)`` (``pipeline.ranking_metrics``);
-MRR is the reciprocal rank of the first document with a label > 0. Lists without any
-relevant document have neither metric defined: they are counted, not averaged.
+The definition (full lists, gain ``2^rel - 1``, log2 discount, ties as the expectation
+over their orderings, lists without a relevant document counted but not averaged) is
+the pipeline's one: ``modules.ranking_metrics``.
 """
 
 from __future__ import annotations
@@ -11,20 +11,7 @@ import dataclasses
 
 import numpy as np
 
-from pipeline.ranking_metrics import ndcg_at_k
-
-NDCG_CUTOFFS = (1, 5, 10)
-METRIC_NAMES = tuple(f"ndcg_{k}" for k in NDCG_CUTOFFS) + ("mrr",)
-
-
-def reciprocal_rank(labels: np.ndarray, scores: np.ndarray) -> float | None:
-    """1 / rank of the first relevant document under ``scores``; None without relevant documents."""
-    labels = np.asarray(labels, dtype=np.float64)
-    if not np.any(labels > 0):
-        return None
-    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
-    first = int(np.argmax(labels[order] > 0))
-    return 1.0 / (first + 1)
+from modules.ranking_metrics import METRIC_NAMES, list_metrics
 
 
 @dataclasses.dataclass
@@ -43,13 +30,12 @@ class MetricAccumulator:
             raise ValueError(f"labels {labels.shape} and scores {np.shape(scores)} differ in shape")
         self.lists += 1
         self.documents += labels.size
-        rr = reciprocal_rank(labels, scores)
-        if rr is None:
+        values = list_metrics(labels, scores)
+        if values is None:
             self.lists_without_relevant += 1
             return
-        self.sums["mrr"] += rr
-        for k in NDCG_CUTOFFS:
-            self.sums[f"ndcg_{k}"] += ndcg_at_k(labels, scores, k)
+        for name, value in values.items():
+            self.sums[name] += value
 
     @property
     def scored_lists(self) -> int:

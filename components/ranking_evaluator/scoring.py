@@ -35,21 +35,30 @@ def read_batches(files: list[str], batch_size: int) -> Iterator[list[bytes]]:
         yield list(batch)
 
 
+def _first_values(elwc, key: str | None) -> list[float | None]:
+    values = []
+    for example in elwc.examples:
+        feature = example.features.feature.get(key) if key else None
+        found = (feature.int64_list.value or feature.float_list.value) if feature is not None else None
+        values.append(float(found[0]) if found else None)
+    return values
+
+
 def labels_of(record: bytes, label_key: str) -> tuple[np.ndarray, int]:
     """Per-document labels of one ELWC, and how many documents had no label (taken as 0)."""
-    elwc = input_pb2.ExampleListWithContext.FromString(record)
-    labels, missing = [], 0
-    for example in elwc.examples:
-        feature = example.features.feature.get(label_key)
-        values = None
-        if feature is not None:
-            values = feature.int64_list.value or feature.float_list.value
-        if not values:
-            missing += 1
-            labels.append(0.0)
-        else:
-            labels.append(float(values[0]))
-    return np.asarray(labels, dtype=np.float64), missing
+    labels = _first_values(input_pb2.ExampleListWithContext.FromString(record), label_key)
+    missing = sum(v is None for v in labels)
+    return np.asarray([0.0 if v is None else v for v in labels], dtype=np.float64), missing
+
+
+def trivial_scores(record: bytes, position_key: str | None) -> np.ndarray:
+    """The trivial ranker's scores for one list: the logged order (``-position``) where
+    every document has a position, otherwise a constant, i.e. a uniformly random order
+    under the tie-aware metric (its exact expectation, no sampling)."""
+    positions = _first_values(input_pb2.ExampleListWithContext.FromString(record), position_key)
+    if position_key and positions and all(p is not None for p in positions):
+        return -np.asarray(positions, dtype=np.float64)
+    return np.zeros(len(positions), dtype=np.float64)
 
 
 class ServingScorer:
@@ -66,6 +75,17 @@ class ServingScorer:
     def __call__(self, records: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
         outputs = self._serve(**{INPUT_KEY: tf.constant(records)})
         return outputs["scores"].numpy(), outputs["mask"].numpy()
+
+
+def evaluate_trivial(batches: Iterable[list[bytes]], label_key: str, position_key: str | None) -> MetricAccumulator:
+    """Metrics of the trivial ranker (see ``trivial_scores``) on the same lists."""
+    accumulator = MetricAccumulator()
+    for records in batches:
+        for record in records:
+            labels, missing = labels_of(record, label_key)
+            accumulator.missing_labels += missing
+            accumulator.add(labels, trivial_scores(record, position_key))
+    return accumulator
 
 
 def evaluate(scorer: ServingScorer, batches: Iterable[list[bytes]], label_key: str) -> MetricAccumulator:
