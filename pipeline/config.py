@@ -30,6 +30,7 @@ class ExamplesConfig:
     max_list_size: int = 200
     train_buckets: int = 3
     eval_buckets: int = 1
+    test_buckets: int = 1
     format: str = "auto"
     columns: dict[str, str] = dataclasses.field(default_factory=dict)
     letor_features: dict[str, str] = dataclasses.field(default_factory=dict)
@@ -132,6 +133,7 @@ _CHECKS: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
     ("examples", "max_list_size"): (lambda v: v >= 0, "must be >= 0"),
     ("examples", "train_buckets"): (lambda v: v > 0, "must be > 0"),
     ("examples", "eval_buckets"): (lambda v: v > 0, "must be > 0"),
+    ("examples", "test_buckets"): (lambda v: v > 0, "must be > 0"),
     ("examples", "format"): (
         lambda v: v in ("auto", "csv", "jsonl", "parquet", "letor", "elwc"),
         "must be one of auto, csv, jsonl, parquet, letor, elwc",

@@ -55,6 +55,7 @@ def _example_gen(config: Config, schema: tfx.dsl.Channel, range_config) -> ElwcE
                 splits=[
                     example_gen_pb2.SplitConfig.Split(name="train", hash_buckets=examples.train_buckets),
                     example_gen_pb2.SplitConfig.Split(name="eval", hash_buckets=examples.eval_buckets),
+                    example_gen_pb2.SplitConfig.Split(name="test", hash_buckets=examples.test_buckets),
                 ]
             )
         ),
@@ -213,7 +214,7 @@ def _evaluate_and_push(
     """RankingEvaluator (blessing gate against the served version) -> RegistryPusher.
 
     The candidate, the registry's served version and a trivial ranker are judged on the
-    same lists (the eval split of the newest span); the Pusher records the spans the
+    same lists (the test split of the newest span); the Pusher records the spans the
     model was trained on (the rolling window).
     """
     evaluation = config.evaluation

@@ -47,7 +47,7 @@ class RankingEvaluator(base_component.BaseComponent):
         served_baseline: ServedBaseline | None = None,
         baseline_model: types.BaseChannel | None = None,
         batch_size: int = 64,
-        split: str = "eval",
+        split: str = "test",
     ):
         registry = {}
         if served_baseline is not None:

@@ -130,7 +130,13 @@ class Executor(base_executor.BaseExecutor):
         evaluation = artifact_utils.get_single_instance(output_dict["evaluation"])
         blessing = artifact_utils.get_single_instance(output_dict["blessing"])
         gate = _gate(exec_properties)
-        split = exec_properties.get("split") or "eval"
+        split = exec_properties.get("split") or "test"
+        available = artifact_utils.decode_split_names(examples.split_names)
+        if split not in available:
+            raise ValueError(
+                f"the Examples artifact {examples.uri} has splits {available}, not '{split}', which the "
+                "RankingEvaluator judges on: the test split must be lists neither fitted nor selected on"
+            )
         batch_size = int(exec_properties.get("batch_size") or 64)
 
         files = scoring.record_files(artifact_utils.get_split_uri([examples], split))
