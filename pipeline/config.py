@@ -51,6 +51,7 @@ class EvaluationConfig:
     min_lift: float = 0.01  # how far above the trivial ranker's metric a new one must be
     min_value: float | None = None  # optional absolute floor (off by default)
     batch_size: int = 64  # lists per serving call
+    slices: list[str] = dataclasses.field(default_factory=list)  # context features to slice metrics by
 
 
 @dataclasses.dataclass

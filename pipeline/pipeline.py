@@ -238,6 +238,7 @@ def _evaluate_and_push(
             min_value=evaluation.min_value,
         ),
         batch_size=evaluation.batch_size,
+        slice_features=tuple(evaluation.slices),
     )
     pusher = RegistryPusher(
         model=trainer.outputs["model"],

@@ -12,6 +12,7 @@ in numpy.
 from __future__ import annotations
 
 import dataclasses
+import json
 
 from tfx import types
 from tfx.dsl.components.base import base_component, executor_spec
@@ -48,6 +49,7 @@ class RankingEvaluator(base_component.BaseComponent):
         baseline_model: types.BaseChannel | None = None,
         batch_size: int = 64,
         split: str = "test",
+        slice_features: tuple[str, ...] = (),
     ):
         registry = {}
         if served_baseline is not None:
@@ -71,6 +73,7 @@ class RankingEvaluator(base_component.BaseComponent):
                 min_value=None if gate.min_value is None else float(gate.min_value),
                 batch_size=batch_size,
                 split=split,
+                slice_features=json.dumps(list(slice_features)),
                 **registry,
                 evaluation=types.Channel(type=standard_artifacts.ModelEvaluation),
                 blessing=types.Channel(type=standard_artifacts.ModelBlessing),

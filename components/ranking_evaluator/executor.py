@@ -40,26 +40,26 @@ class Baseline:
     registry_version: int | None
 
 
-def _label_and_position_keys(schema_artifact) -> tuple[str, str | None]:
+def _keys(schema_artifact, slice_features: list[str]) -> scoring.Keys:
     schema = io_utils.parse_pbtxt_file(io_utils.get_only_uri_in_dir(schema_artifact.uri), schema_pb2.Schema())
     features = feature_set_from_schema(schema)
+    context = {f.name for f in features.context_protos}
+    for name in slice_features:
+        if name not in context:
+            raise ValueError(
+                f"evaluation.slices names '{name}', which is not a context feature of the schema "
+                f"(context features: {sorted(context)})"
+            )
     position = features.single(Role.POSITION)
-    return features.label.name, position.name if position else None
+    return scoring.Keys(features.label.name, position.name if position else None, tuple(slice_features))
 
 
-def _summary(accumulator: scoring.MetricAccumulator) -> dict[str, Any]:
-    return {
-        "metrics": accumulator.result(),
-        "lists": accumulator.lists,
-        "lists_without_relevant": accumulator.lists_without_relevant,
-        "documents": accumulator.documents,
-        "documents_without_label": accumulator.missing_labels,
-    }
-
-
-def _evaluate(saved_model_dir: str, files: list[str], label_key: str, batch_size: int) -> dict[str, Any]:
-    scorer = scoring.ServingScorer(saved_model_dir)
-    return _summary(scoring.evaluate(scorer, scoring.read_batches(files, batch_size), label_key))
+def _span(examples) -> int | None:
+    if examples.has_property("span"):
+        return int(examples.span)
+    if examples.has_custom_property("span"):
+        return examples.get_int_custom_property("span")
+    return None
 
 
 @contextlib.contextmanager
@@ -123,6 +123,9 @@ def _gate(exec_properties) -> Gate:
     )
 
 
+CANDIDATE, BASELINE, TRIVIAL = "candidate", "baseline", "trivial"
+
+
 class Executor(base_executor.BaseExecutor):
     def Do(self, input_dict, output_dict, exec_properties) -> None:
         examples = artifact_utils.get_single_instance(input_dict["examples"])
@@ -131,26 +134,32 @@ class Executor(base_executor.BaseExecutor):
         blessing = artifact_utils.get_single_instance(output_dict["blessing"])
         gate = _gate(exec_properties)
         split = exec_properties.get("split") or "test"
+        batch_size = int(exec_properties.get("batch_size") or 64)
         available = artifact_utils.decode_split_names(examples.split_names)
         if split not in available:
             raise ValueError(
                 f"the Examples artifact {examples.uri} has splits {available}, not '{split}', which the "
                 "RankingEvaluator judges on: the test split must be lists neither fitted nor selected on"
             )
-        batch_size = int(exec_properties.get("batch_size") or 64)
-
         files = scoring.record_files(artifact_utils.get_split_uri([examples], split))
-        label_key, position_key = _label_and_position_keys(artifact_utils.get_single_instance(input_dict["schema"]))
-        trivial_name = "logged order" if position_key else "random order"
-        trivial = _summary(scoring.evaluate_trivial(scoring.read_batches(files, batch_size), label_key, position_key))
-        logging.info("Trivial ranker (%s) on split '%s': %s", trivial_name, split, trivial["metrics"])
-        candidate = _evaluate(path_utils.serving_model_path(model.uri), files, label_key, batch_size)
-        logging.info("Candidate model %s on split '%s': %s", model.id, split, candidate["metrics"])
+        keys = _keys(
+            artifact_utils.get_single_instance(input_dict["schema"]),
+            json.loads(exec_properties.get("slice_features") or "[]"),
+        )
+        trivial_name = "logged order" if keys.position else "random order"
+
         with _baseline(input_dict, exec_properties) as baseline:
-            baseline_result = None
+            scorers = {CANDIDATE: scoring.ServingScorer(path_utils.serving_model_path(model.uri))}
             if baseline is not None:
-                baseline_result = _evaluate(baseline.saved_model_dir, files, label_key, batch_size)
-                logging.info("Baseline %s on split '%s': %s", baseline.description, split, baseline_result["metrics"])
+                scorers[BASELINE] = scoring.ServingScorer(baseline.saved_model_dir)
+            table = scoring.score_lists(scoring.read_batches(files, batch_size), keys, scorers, TRIVIAL)
+        candidate = {**table.summary(CANDIDATE), "documents_without_label": table.missing_labels}
+        trivial = table.summary(TRIVIAL)
+        baseline_result = table.summary(BASELINE) if baseline is not None else None
+        logging.info("Candidate model %s on split '%s': %s", model.id, split, candidate["metrics"])
+        logging.info("Trivial ranker (%s): %s", trivial_name, trivial["metrics"])
+        if baseline is not None:
+            logging.info("Baseline %s: %s", baseline.description, baseline_result["metrics"])
         judgement = judge(
             candidate["metrics"], baseline_result and baseline_result["metrics"], gate, trivial["metrics"], trivial_name
         )
@@ -158,6 +167,7 @@ class Executor(base_executor.BaseExecutor):
 
         report = {
             "split": split,
+            "span": _span(examples),
             "model_artifact_id": model.id,
             "model_uri": model.uri,
             **candidate,
@@ -171,6 +181,10 @@ class Executor(base_executor.BaseExecutor):
                 **baseline_result,
             },
             "trivial": {"ranker": trivial_name, **trivial},
+            # Candidate minus baseline on the gated metric, paired over the same lists.
+            "difference": table.difference(gate.metric, CANDIDATE, BASELINE),
+            "difference_to_trivial": table.difference(gate.metric, CANDIDATE, TRIVIAL),
+            "slices": table.slices(gate.metric, CANDIDATE, BASELINE, _span(examples)),
             "gate": dataclasses.asdict(gate),
             "blessed": judgement.blessed,
             "reason": judgement.reason,

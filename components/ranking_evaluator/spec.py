@@ -12,6 +12,7 @@ class RankingEvaluatorSpec(ComponentSpec):
         "min_value": ExecutionParameter(type=float, optional=True),
         "batch_size": ExecutionParameter(type=int),
         "split": ExecutionParameter(type=str),
+        "slice_features": ExecutionParameter(type=str, optional=True),  # JSON list of context features
         # The registry whose served version is the baseline (no model_name: no baseline).
         "model_name": ExecutionParameter(type=str, optional=True),
         "registry_backend": ExecutionParameter(type=str, optional=True),
