@@ -31,6 +31,7 @@ def _config(home, **overrides):
         "tuner.train_steps": 10,
         "evaluation.max_regression": 0.0,
         "evaluation.min_lift": 0.05,
+        "evaluation.slices": ["query_length"],
     }
     return tiny_config(home, **{**small, **overrides})
 
@@ -77,6 +78,13 @@ def test_first_model_is_blessed_against_the_trivial_ranker_and_registered(runs):
     assert "no serving model" in evaluation["reason"] and "logged order's" in evaluation["reason"]
     assert set(evaluation["metrics"]) == {"ndcg_1", "ndcg_5", "ndcg_10", "mrr"}
     assert evaluation["split"] == "test"  # judged on lists neither fitted nor selected on
+    # Slices: list-length buckets, the span, and each value of the configured context feature.
+    slices = evaluation["slices"]
+    assert {s["slice"] for s in slices} == {"list_length", "span", "query_length"}
+    for kind in ("list_length", "query_length"):
+        assert sum(s["lists"] for s in slices if s["slice"] == kind) == evaluation["lists"]
+    assert [s["value"] for s in slices if s["slice"] == "span"] == ["2"]
+    assert evaluation["difference"] is None  # no served version yet
     model_evaluation = first.artifact("ModelEvaluation").custom_properties
     assert model_evaluation["ndcg_10"].double_value == pytest.approx(evaluation["metrics"]["ndcg_10"])
     assert first.artifact("ModelBlessing").custom_properties["blessed"].int_value == 1
@@ -94,6 +102,10 @@ def test_a_worse_model_is_refused_against_the_served_version(runs):
     assert evaluation["baseline"]["model_artifact_id"] == first_model_id
     assert worse.artifact("ModelBlessing").custom_properties["baseline_model_id"].int_value == first_model_id
     assert evaluation["metrics"]["ndcg_10"] < evaluation["baseline"]["metrics"]["ndcg_10"]
+    gap = evaluation["difference"]
+    assert gap["mean"] == pytest.approx(evaluation["metrics"]["ndcg_10"] - evaluation["baseline"]["metrics"]["ndcg_10"])
+    assert gap["ci95"][0] <= gap["mean"] <= gap["ci95"][1]
+    assert all(s["difference"] for s in evaluation["slices"] if s["candidate"])
     assert not evaluation["blessed"] and "is below the serving model's" in evaluation["reason"]
     pushed = worse.artifact("PushedModel").custom_properties
     assert pushed["pushed"].int_value == 0
