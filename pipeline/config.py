@@ -31,6 +31,7 @@ class ExamplesConfig:
     max_list_size: int = 200
     train_buckets: int = 3
     eval_buckets: int = 1
+    test_buckets: int = 1
     format: str = "auto"
     columns: dict[str, str] = dataclasses.field(default_factory=dict)
     letor_features: dict[str, str] = dataclasses.field(default_factory=dict)
@@ -47,9 +48,11 @@ class TransformConfig:
 @dataclasses.dataclass
 class EvaluationConfig:
     metric: str = "ndcg_10"  # the gated metric: ndcg_1 | ndcg_5 | ndcg_10 | mrr
-    min_value: float = 0.6  # absolute threshold on the eval split
-    max_regression: float = 0.01  # how far below the latest blessed model a new one may fall
+    max_regression: float = 0.01  # how far below the serving model's metric a new one may fall
+    min_lift: float = 0.01  # how far above the trivial ranker's metric a new one must be
+    min_value: float | None = None  # optional absolute floor (off by default)
     batch_size: int = 64  # lists per serving call
+    slices: list[str] = dataclasses.field(default_factory=list)  # context features to slice metrics by
 
 
 @dataclasses.dataclass
@@ -134,6 +137,7 @@ _CHECKS: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
     ("examples", "max_list_size"): (lambda v: v >= 0, "must be >= 0"),
     ("examples", "train_buckets"): (lambda v: v > 0, "must be > 0"),
     ("examples", "eval_buckets"): (lambda v: v > 0, "must be > 0"),
+    ("examples", "test_buckets"): (lambda v: v > 0, "must be > 0"),
     ("examples", "format"): (
         lambda v: v in ("auto", "csv", "jsonl", "parquet", "letor", "elwc"),
         "must be one of auto, csv, jsonl, parquet, letor, elwc",
@@ -156,8 +160,9 @@ _CHECKS: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
     ("tuner", "epochs"): (lambda v: v > 0, "must be > 0"),
     ("tuner", "train_steps"): (lambda v: v > 0, "must be > 0"),
     ("evaluation", "metric"): (lambda v: v in EVALUATION_METRICS, f"must be one of {', '.join(EVALUATION_METRICS)}"),
-    ("evaluation", "min_value"): (lambda v: 0 <= v <= 1, "must be within [0, 1]"),
+    ("evaluation", "min_value"): (lambda v: v is None or 0 <= v <= 1, "must be null or within [0, 1]"),
     ("evaluation", "max_regression"): (lambda v: 0 <= v <= 1, "must be within [0, 1]"),
+    ("evaluation", "min_lift"): (lambda v: -1 <= v <= 1, "must be within [-1, 1]"),
     ("evaluation", "batch_size"): (lambda v: v > 0, "must be > 0"),
     ("registry", "backend"): (lambda v: v in REGISTRY_BACKENDS, f"must be one of {', '.join(REGISTRY_BACKENDS)}"),
     ("sample_data", "spans"): (lambda v: v > 0, "must be > 0"),

@@ -17,9 +17,11 @@ from components.elwc_example_gen import ElwcExampleGen
 from components.elwc_example_gen.formats import FormatOptions
 from components.elwc_example_gen.resolver import latest_spans
 from components.ranking_evaluator import RankingEvaluator
+from components.ranking_evaluator.component import ServedBaseline
 from components.ranking_evaluator.gate import Gate
 from components.ranking_tuner import RankingTuner
 from components.registry_pusher import RegistryPusher
+from components.registry_pusher.backends import open_registry
 from modules.features import DEFAULT_SCHEMA_PATH
 from modules.preprocessing import OVERRIDES_CONFIG_KEY, SCHEMA_CONFIG_KEY
 from modules.training_config import REQUIRE_HYPERPARAMETERS_KEY, TUNER_CONFIG_KEY
@@ -53,6 +55,7 @@ def _example_gen(config: Config, schema: tfx.dsl.Channel, range_config) -> ElwcE
                 splits=[
                     example_gen_pb2.SplitConfig.Split(name="train", hash_buckets=examples.train_buckets),
                     example_gen_pb2.SplitConfig.Split(name="eval", hash_buckets=examples.eval_buckets),
+                    example_gen_pb2.SplitConfig.Split(name="test", hash_buckets=examples.test_buckets),
                 ]
             )
         ),
@@ -82,6 +85,10 @@ class PipelineParameters:
     schema_file: str | None = None
     # Vertex AI training jobs for the Tuner's trials and the Trainer (compiled for Vertex).
     vertex: VertexSpec | None = None
+    # The version the registry serves as the pipeline is built (0: none). Only a cache
+    # key for the RankingEvaluator (it reads the registry again when it runs), so that a
+    # rollback or a new registration is never judged from cache.
+    served_version: int = 0
 
     @classmethod
     def from_config(cls, config: Config) -> PipelineParameters:
@@ -90,6 +97,7 @@ class PipelineParameters:
             train_args=tfx.proto.TrainArgs(num_steps=config.training.train_steps),
             tuner_train_args=tfx.proto.TrainArgs(num_steps=config.tuner.train_steps),
             tuner_trials=config.tuner.max_trials,
+            served_version=_served_version(config),
         )
 
 
@@ -184,29 +192,53 @@ def create_components(config: Config, params: PipelineParameters | None = None) 
         eval_args=eval_args,
         custom_config=training_custom_config,
     )
-    return components + [trainer, *_evaluate_and_push(config, example_gen, training_examples, schema_gen, trainer)]
+    evaluate_and_push = _evaluate_and_push(config, params, example_gen, training_examples, schema_gen, trainer)
+    return components + [trainer, *evaluate_and_push]
 
 
-def _evaluate_and_push(config: Config, example_gen, training_examples, schema_gen, trainer) -> list:
-    """Baseline resolver -> RankingEvaluator (blessing gate) -> RegistryPusher.
+def _served_version(config: Config) -> int:
+    """The version the registry serves as the pipeline is built (0: none): part of the
+    evaluator's cache key, so a rollback or a new registration is never judged from cache."""
+    registry = open_registry(
+        config.registry.backend,
+        config.registry_root,
+        config.registry.mlflow_tracking_uri or "",
+        config.registry.mlflow_experiment,
+    )
+    return registry.serving_version(config.model_name) or 0
 
-    Both models are judged on the eval split of the newest span; the Pusher records
-    the spans the model was trained on (the rolling window).
+
+def _evaluate_and_push(
+    config: Config, params: PipelineParameters, example_gen, training_examples, schema_gen, trainer
+) -> list:
+    """RankingEvaluator (blessing gate against the served version) -> RegistryPusher.
+
+    The candidate, the registry's served version and a trivial ranker are judged on the
+    same lists (the test split of the newest span); the Pusher records the spans the
+    model was trained on (the rolling window).
     """
-    # The latest model an earlier run blessed (every blessed model is pushed): the baseline.
-    baseline = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-    ).with_id("latest_blessed_model_resolver")
     evaluation = config.evaluation
     evaluator = RankingEvaluator(
         examples=example_gen.outputs["examples"],
         schema=schema_gen.outputs["schema"],
         model=trainer.outputs["model"],
-        baseline_model=baseline.outputs["model"],
-        gate=Gate(evaluation.metric, evaluation.min_value, evaluation.max_regression),
+        # The baseline is the version the registry serves now (rollback-aware).
+        served_baseline=ServedBaseline(
+            model_name=config.model_name,
+            registry_root=config.registry_root,
+            backend=config.registry.backend,
+            mlflow_tracking_uri=config.registry.mlflow_tracking_uri or "",
+            mlflow_experiment=config.registry.mlflow_experiment,
+            served_version=params.served_version,
+        ),
+        gate=Gate(
+            evaluation.metric,
+            max_regression=evaluation.max_regression,
+            min_lift=evaluation.min_lift,
+            min_value=evaluation.min_value,
+        ),
         batch_size=evaluation.batch_size,
+        slice_features=tuple(evaluation.slices),
     )
     pusher = RegistryPusher(
         model=trainer.outputs["model"],
@@ -220,7 +252,7 @@ def _evaluate_and_push(config: Config, example_gen, training_examples, schema_ge
         mlflow_tracking_uri=config.registry.mlflow_tracking_uri or "",
         mlflow_experiment=config.registry.mlflow_experiment,
     )
-    return [baseline, evaluator, pusher]
+    return [evaluator, pusher]
 
 
 def _earlier_hyperparameters(config: Config) -> tuple[base_node.BaseNode, tfx.dsl.Channel]:

@@ -10,9 +10,9 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import input_pb2
 
+from modules.ranking_metrics import mean_ndcg, random_ndcg
 from pipeline.config import apply_overrides, load_config
 from pipeline.local_run import run_local
-from pipeline.ranking_metrics import mean_ndcg, random_ndcg
 from pipeline.retraining import RetrainingError
 from pipeline.sample_data import SampleSpec, write_span
 from tests.helpers import read_records
@@ -23,7 +23,6 @@ EXPECTED_NODES = {
     "Transform",
     "Tuner",
     "Trainer",
-    "latest_blessed_model_resolver",
     "RankingEvaluator",
     "RegistryPusher",
 }
@@ -41,7 +40,9 @@ def test_examples_hold_every_input_row_of_the_latest_span(pipeline_run):
     assert examples.custom_properties["span"].int_value == 2  # the latest span, by default
     with open(os.path.join(config.data_root, "span-2", "logs.csv")) as handle:
         rows = sum(1 for _ in handle) - 1
-    records = {split: read_records(os.path.join(examples.uri, f"Split-{split}", "*.gz")) for split in ("train", "eval")}
+    records = {
+        split: read_records(os.path.join(examples.uri, f"Split-{split}", "*.gz")) for split in ("train", "eval", "test")
+    }
     lists = [input_pb2.ExampleListWithContext.FromString(r) for split in records.values() for r in split]
     assert sum(len(elwc.examples) for elwc in lists) == rows
     assert len(lists) == config.sample_data.queries
@@ -52,7 +53,11 @@ def test_examples_hold_every_input_row_of_the_latest_span(pipeline_run):
         }
         for split, recs in records.items()
     }
-    assert query_ids["train"] and query_ids["eval"] and not query_ids["train"] & query_ids["eval"]
+    # Three disjoint splits: fitted on, selected on, judged on.
+    assert all(query_ids.values())
+    assert not (query_ids["train"] & query_ids["eval"] or query_ids["train"] & query_ids["test"])
+    assert not query_ids["eval"] & query_ids["test"]
+    assert report.evaluation["split"] == "test" and report.evaluation["lists"] == len(records["test"])
 
 
 def test_registered_model_scores_serialized_elwc_and_beats_random(pipeline_run):

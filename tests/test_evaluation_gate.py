@@ -2,8 +2,9 @@
 
 One tiny first run (blessed, registered as version 1), then two cheap re-runs
 against the same MLMD and registry (Transform and Tuner cached): a deliberately
-worse model, refused because the registered baseline is better, and the same
-model under a threshold it cannot meet. Neither may reach the registry.
+worse model, refused because the served version is better, and the same
+model under a threshold it cannot meet. Neither may reach the registry. Last,
+registrations and a rollback show that the baseline is whatever the registry serves.
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ def _config(home, **overrides):
         "training.strategy": "none",
         "tuner.max_trials": 1,
         "tuner.train_steps": 10,
-        "evaluation.min_value": 0.5,
         "evaluation.max_regression": 0.0,
+        "evaluation.min_lift": 0.05,
+        "evaluation.slices": ["query_length"],
     }
     return tiny_config(home, **{**small, **overrides})
 
@@ -44,6 +46,7 @@ def runs(tmp_path_factory):
     worse = run_local(_config(home, **{"training.train_steps": 2}))
     # The first model again (Trainer cached), under a threshold no model can meet.
     strict = run_local(_config(home, **{"evaluation.min_value": 1.0}))
+    assert strict.executions["Trainer"] == "CACHED"
     return home, first_config, first, worse, strict
 
 
@@ -63,16 +66,25 @@ def _cli(*argv) -> str:
     return out.getvalue()
 
 
-def test_first_model_is_blessed_on_the_threshold_alone_and_registered(runs):
+def test_first_model_is_blessed_against_the_trivial_ranker_and_registered(runs):
     _, _, first, _, _ = runs
     assert set(first.executions.values()) == {"COMPLETE"}
     evaluation = first.evaluation
     assert evaluation["baseline"] is None and evaluation["blessed"]
+    # The sample logs' positions are a random permutation: the logged order is the trivial ranker.
+    trivial = evaluation["trivial"]
+    assert trivial["ranker"] == "logged order" and trivial["lists"] == evaluation["lists"]
+    assert evaluation["metrics"]["ndcg_10"] >= trivial["metrics"]["ndcg_10"] + 0.05
+    assert "no serving model" in evaluation["reason"] and "logged order's" in evaluation["reason"]
     assert set(evaluation["metrics"]) == {"ndcg_1", "ndcg_5", "ndcg_10", "mrr"}
-    # The evaluator (numpy on the serving signature) agrees with the Trainer's TF-Ranking metric,
-    # which counts lists without any relevant document as NDCG 0 where the evaluator skips them.
-    scored = (evaluation["lists"] - evaluation["lists_without_relevant"]) / evaluation["lists"]
-    assert evaluation["metrics"]["ndcg_10"] * scored == pytest.approx(first.eval_metrics["ndcg_10"], abs=0.01)
+    assert evaluation["split"] == "test"  # judged on lists neither fitted nor selected on
+    # Slices: list-length buckets, the span, and each value of the configured context feature.
+    slices = evaluation["slices"]
+    assert {s["slice"] for s in slices} == {"list_length", "span", "query_length"}
+    for kind in ("list_length", "query_length"):
+        assert sum(s["lists"] for s in slices if s["slice"] == kind) == evaluation["lists"]
+    assert [s["value"] for s in slices if s["slice"] == "span"] == ["2"]
+    assert evaluation["difference"] is None  # no served version yet
     model_evaluation = first.artifact("ModelEvaluation").custom_properties
     assert model_evaluation["ndcg_10"].double_value == pytest.approx(evaluation["metrics"]["ndcg_10"])
     assert first.artifact("ModelBlessing").custom_properties["blessed"].int_value == 1
@@ -81,28 +93,34 @@ def test_first_model_is_blessed_on_the_threshold_alone_and_registered(runs):
     assert os.path.isfile(os.path.join(registration["path"], "saved_model.pb"))
 
 
-def test_a_worse_model_is_refused_against_the_registered_baseline(runs):
+def test_a_worse_model_is_refused_against_the_served_version(runs):
     _, _, first, worse, _ = runs
     evaluation = worse.evaluation
     first_model_id = first.artifact("Model").id
-    assert evaluation["baseline"]["model_artifact_id"] == first_model_id  # found by the MLMD resolver
+    # The registry's served version, linked to its MLMD Model artifact.
+    assert evaluation["baseline"]["registry_version"] == 1
+    assert evaluation["baseline"]["model_artifact_id"] == first_model_id
+    assert worse.artifact("ModelBlessing").custom_properties["baseline_model_id"].int_value == first_model_id
     assert evaluation["metrics"]["ndcg_10"] < evaluation["baseline"]["metrics"]["ndcg_10"]
-    assert not evaluation["blessed"] and "worse than the baseline" in evaluation["reason"]
+    gap = evaluation["difference"]
+    assert gap["mean"] == pytest.approx(evaluation["metrics"]["ndcg_10"] - evaluation["baseline"]["metrics"]["ndcg_10"])
+    assert gap["ci95"][0] <= gap["mean"] <= gap["ci95"][1]
+    assert all(s["difference"] for s in evaluation["slices"] if s["candidate"])
+    assert not evaluation["blessed"] and "is below the serving model's" in evaluation["reason"]
     pushed = worse.artifact("PushedModel").custom_properties
     assert pushed["pushed"].int_value == 0
-    assert "worse than the baseline" in pushed["pushed_reason"].string_value
+    assert "is below the serving model's" in pushed["pushed_reason"].string_value
     assert not worse.registration["pushed"]
 
 
 def test_a_threshold_that_cannot_be_met_blocks_the_push_and_the_run_says_why(runs):
     _, _, _, _, strict = runs
-    assert strict.executions["Trainer"] == "CACHED"
     assert not strict.evaluation["blessed"]
     out = io.StringIO()
     print_run_summary(strict, out)
     text = out.getvalue()
     assert "Blessed:           no" in text
-    assert "Not registered:    not blessed: ndcg_10" in text and "below the threshold 1.0000" in text
+    assert "Not registered:    not blessed: ndcg_10" in text and "is below min_value 1.0000" in text
     assert "NDCG@1 " in text and "MRR " in text
 
 
@@ -175,3 +193,24 @@ def test_the_mlflow_backend_registers_the_blessed_model_with_lineage_tags(mlflow
     # The MLflow push of this run, not the local push of version 1 in the first run.
     assert lineage["pusher"]["pushed_model_artifact_id"] == report.artifact("PushedModel").id
     assert [e["span"] for e in lineage["examples"] if e["producer"]["node"] == "ElwcExampleGen"] == [2]
+
+
+def test_the_baseline_follows_the_served_version_through_registrations_and_rollbacks(runs):
+    """A rollback moves the baseline, and is never judged from cache."""
+    home = runs[0]
+    worse_settings = {"training.train_steps": 2}
+    # The worse model, admitted by a lax gate: registered as version 2, now served.
+    lax = run_local(_config(home, **worse_settings, **{"evaluation.max_regression": 1.0, "evaluation.min_lift": -1.0}))
+    assert lax.executions["Trainer"] == "CACHED" and lax.evaluation["baseline"]["registry_version"] == 1
+    assert lax.registration["version"] == 2
+    # The same worse model again under the strict gate: judged against version 2 (itself), blessed.
+    again = run_local(_config(home, **worse_settings))
+    assert again.executions["RankingEvaluator"] == "COMPLETE"  # the served version changed: no cache hit
+    assert again.evaluation["baseline"]["registry_version"] == 2 and again.evaluation["blessed"]
+    # Roll back to version 1: the same worse model is now judged against version 1 and refused.
+    assert "now serves version 1" in _cli("registry", "rollback", "1", "--registry-root", str(home / "registry"))
+    # (The evaluator may be a cache hit here: the fixture's second run made exactly this
+    # judgement, same candidate against the same served version 1.)
+    after = run_local(_config(home, **worse_settings))
+    assert after.evaluation["baseline"]["registry_version"] == 1
+    assert not after.evaluation["blessed"] and not after.registration["pushed"]

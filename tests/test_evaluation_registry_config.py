@@ -5,12 +5,14 @@ import pytest
 from pipeline.config import ConfigError, load_config
 
 
-def test_defaults_gate_on_ndcg_10_and_use_the_local_registry():
+def test_defaults_gate_on_ndcg_10_relative_to_serving_and_trivial_without_an_absolute_floor():
     config = load_config()
-    assert (config.evaluation.metric, config.evaluation.min_value, config.evaluation.max_regression) == (
+    evaluation = config.evaluation
+    assert (evaluation.metric, evaluation.max_regression, evaluation.min_lift, evaluation.min_value) == (
         "ndcg_10",
-        0.6,
         0.01,
+        0.01,
+        None,
     )
     assert config.registry.backend == "local" and config.registry.mlflow_tracking_uri is None
 
@@ -19,7 +21,8 @@ def test_defaults_gate_on_ndcg_10_and_use_the_local_registry():
     ("text", "message"),
     [
         ("evaluation:\n  metric: auc\n", "'evaluation.metric' = 'auc' must be one of ndcg_1, ndcg_5, ndcg_10, mrr"),
-        ("evaluation:\n  min_value: 1.5\n", "'evaluation.min_value' = 1.5 must be within"),
+        ("evaluation:\n  min_value: 1.5\n", "'evaluation.min_value' = 1.5 must be null or within"),
+        ("evaluation:\n  min_lift: 2\n", "'evaluation.min_lift' = 2 must be within"),
         ("evaluation:\n  max_regression: -0.1\n", "'evaluation.max_regression' = -0.1 must be within"),
         ("registry:\n  backend: s3\n", "'registry.backend' = 's3' must be one of local, mlflow"),
     ],

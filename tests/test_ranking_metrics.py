@@ -1,9 +1,19 @@
+"""The pipeline's one metric definition (modules.ranking_metrics), on hand-computed cases."""
+
+import itertools
 import math
 
 import numpy as np
 import pytest
 
-from pipeline.ranking_metrics import dcg_at_k, mean_ndcg, ndcg_at_k, random_ndcg
+from modules.ranking_metrics import (
+    dcg_at_k,
+    list_metrics,
+    mean_ndcg,
+    ndcg_at_k,
+    random_ndcg,
+    reciprocal_rank,
+)
 
 
 def test_dcg_uses_exponential_gain_and_log2_discount():
@@ -16,19 +26,64 @@ def test_ndcg_of_perfect_and_reversed_orderings():
     labels = np.array([0, 1, 2, 3])
     assert ndcg_at_k(labels, np.array([0.1, 0.2, 0.3, 0.4])) == pytest.approx(1.0)
     reversed_dcg = 0 / math.log2(2) + 1 / math.log2(3) + 3 / math.log2(4) + 7 / math.log2(5)
-    ideal = 7 / math.log2(2) + 3 / math.log2(3) + 1 / math.log2(4)
+    ideal = 7 / math.log2(2) + 3 / math.log2(3) + 1 / math.log2(4) + 0
     assert ndcg_at_k(labels, -labels.astype(float)) == pytest.approx(reversed_dcg / ideal)
 
 
 def test_lists_without_relevant_documents_are_skipped():
     assert ndcg_at_k(np.zeros(3), np.arange(3)) is None
+    assert list_metrics(np.zeros(3), np.arange(3)) is None
     assert mean_ndcg([(np.zeros(3), np.arange(3)), (np.array([1, 0]), np.array([1.0, 0.0]))]) == 1.0
     with pytest.raises(ValueError):
         mean_ndcg([(np.zeros(2), np.arange(2))])
 
 
+def _mean_over_orderings(labels, scores, metric):
+    """Brute force: every ordering of each tie group, equally likely."""
+    values = []
+    for perm in itertools.permutations(range(len(labels))):
+        ranked = np.asarray(scores)[list(perm)]
+        if np.all(ranked[:-1] >= ranked[1:]):  # perm is a descending-score ordering
+            tie_free = -np.arange(len(labels), dtype=float)  # rank order as distinct scores
+            order = np.empty(len(labels))
+            order[list(perm)] = tie_free
+            values.append(metric(np.asarray(labels), order))
+    return float(np.mean(values))
+
+
+@pytest.mark.parametrize(
+    "labels,scores",
+    [
+        ([2, 0, 1, 0, 3], [0.5, 0.5, 0.5, 0.1, 0.9]),  # a three-way tie in the middle
+        ([0, 1, 0, 0], [1.0, 1.0, 1.0, 1.0]),  # constant scorer
+        ([1, 0, 2, 1, 0, 0], [0.3, 0.3, 0.2, 0.2, 0.2, 0.1]),  # two tie groups
+    ],
+)
+def test_ties_count_as_the_expectation_over_their_orderings(labels, scores):
+    for k in (1, 3, 10):
+        expected = _mean_over_orderings(labels, scores, lambda lab, s, k=k: ndcg_at_k(lab, s, k))
+        assert ndcg_at_k(np.array(labels), np.array(scores), k) == pytest.approx(expected, abs=1e-12)
+    expected_rr = _mean_over_orderings(labels, scores, reciprocal_rank)
+    assert reciprocal_rank(np.array(labels), np.array(scores)) == pytest.approx(expected_rr, abs=1e-12)
+
+
+def test_a_constant_scorer_gets_the_random_order_value_whatever_the_logged_order():
+    labels = np.array([3, 0, 0, 1, 0])
+    logged_best_first = ndcg_at_k(labels, np.zeros(5), 3)
+    logged_worst_first = ndcg_at_k(labels[::-1].copy(), np.zeros(5), 3)
+    assert logged_best_first == pytest.approx(logged_worst_first)
+    # One relevant document among n: expected reciprocal rank is the mean of 1/1..1/n.
+    assert reciprocal_rank(np.array([0, 0, 1, 0]), np.zeros(4)) == pytest.approx(np.mean([1, 1 / 2, 1 / 3, 1 / 4]))
+    assert random_ndcg([labels]) == pytest.approx(ndcg_at_k(labels, np.zeros(5)))
+
+
 def test_random_ordering_is_between_worst_and_best():
     lists = [np.array([0, 0, 0, 1, 2]), np.array([2, 0, 0, 0])]
-    value = random_ndcg(lists, repeats=200)
+    value = random_ndcg(lists)
     worst = mean_ndcg((labels, -labels.astype(float)) for labels in lists)
     assert worst < value < 1.0
+
+
+def test_nan_scores_are_refused():
+    with pytest.raises(ValueError, match="NaN"):
+        ndcg_at_k(np.array([1, 0]), np.array([np.nan, 0.0]))

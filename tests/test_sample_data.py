@@ -2,7 +2,7 @@ import csv
 
 import numpy as np
 
-from pipeline.ranking_metrics import mean_ndcg, random_ndcg
+from modules.ranking_metrics import mean_ndcg, random_ndcg
 from pipeline.sample_data import COLUMNS, SampleSpec, read_oracle, write_sample_data
 
 SPEC = SampleSpec(spans=2, queries=60, seed=3)

@@ -13,8 +13,8 @@ from tensorflow_serving.apis import input_pb2
 from tfx.components.trainer.fn_args_utils import FnArgs
 
 from modules import hparams
+from modules.ranking_metrics import mean_ndcg, random_ndcg
 from modules.trainer import METRICS_FILE, run_fn
-from pipeline.ranking_metrics import mean_ndcg, random_ndcg
 
 TRAINING = {"epochs": 3, "early_stopping_patience": 1, "seed": 0, "cluster_timeout_s": 300}
 # A small, stable model: the eval split has ~40 lists, so the comparison must not ride on noise.

@@ -1,9 +1,20 @@
-"""Evaluates the candidate and the baseline model on one split and decides the blessing."""
+"""Evaluates the candidate, the serving model and a trivial ranker on one split; decides the blessing.
+
+The baseline is the version the model registry serves now (``ltr registry rollback``
+moves it), read from the registry's own copy: exactly the model that answers
+requests. Its MLMD Model artifact id, recorded by the Pusher when it registered the
+version, is stored on the evaluation and the blessing, so lineage links the two.
+A ``baseline_model`` channel, when wired, takes precedence (pipelines composed by hand).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import os
+import tempfile
+from collections.abc import Iterator
 from typing import Any
 
 from absl import logging
@@ -15,70 +26,173 @@ from tfx.utils import io_utils, path_utils
 
 from components.ranking_evaluator import scoring
 from components.ranking_evaluator.gate import Gate, judge
-from modules.features import feature_set_from_schema
+from modules.features import Role, feature_set_from_schema
 
 EVALUATION_FILE = "evaluation.json"
 
 
-def _label_key(schema_artifact) -> str:
+@dataclasses.dataclass(frozen=True)
+class Baseline:
+    saved_model_dir: str
+    description: str  # for logs and the report
+    model_artifact_id: int | None  # MLMD id of the baseline's Model artifact, when known
+    model_uri: str | None
+    registry_version: int | None
+
+
+def _keys(schema_artifact, slice_features: list[str]) -> scoring.Keys:
     schema = io_utils.parse_pbtxt_file(io_utils.get_only_uri_in_dir(schema_artifact.uri), schema_pb2.Schema())
-    return feature_set_from_schema(schema).label.name
+    features = feature_set_from_schema(schema)
+    context = {f.name for f in features.context_protos}
+    for name in slice_features:
+        if name not in context:
+            raise ValueError(
+                f"evaluation.slices names '{name}', which is not a context feature of the schema "
+                f"(context features: {sorted(context)})"
+            )
+    position = features.single(Role.POSITION)
+    return scoring.Keys(features.label.name, position.name if position else None, tuple(slice_features))
 
 
-def _evaluate(model_uri: str, files: list[str], label_key: str, batch_size: int) -> dict[str, Any]:
-    scorer = scoring.ServingScorer(path_utils.serving_model_path(model_uri))
-    accumulator = scoring.evaluate(scorer, scoring.read_batches(files, batch_size), label_key)
-    return {
-        "metrics": accumulator.result(),
-        "lists": accumulator.lists,
-        "lists_without_relevant": accumulator.lists_without_relevant,
-        "documents": accumulator.documents,
-        "documents_without_label": accumulator.missing_labels,
-    }
+def _span(examples) -> int | None:
+    if examples.has_property("span"):
+        return int(examples.span)
+    if examples.has_custom_property("span"):
+        return examples.get_int_custom_property("span")
+    return None
+
+
+@contextlib.contextmanager
+def _served_baseline(exec_properties: dict[str, Any]) -> Iterator[Baseline | None]:
+    """The registry's served version of the model (None before the first registration)."""
+    model_name = exec_properties.get("model_name")
+    if not model_name:
+        yield None
+        return
+    # Imported here: the Pusher's package imports this executor (for EVALUATION_FILE).
+    from components.registry_pusher.backends import open_registry
+
+    backend = exec_properties.get("registry_backend") or "local"
+    registry = open_registry(
+        backend,
+        exec_properties["registry_root"],
+        exec_properties.get("mlflow_tracking_uri") or "",
+        exec_properties.get("mlflow_experiment") or "",
+    )
+    version = registry.serving_version(model_name)
+    if version is None:
+        yield None
+        return
+    registered = registry.get(model_name, version)
+    model_id = registered.metadata.get("model_artifact_id")
+    description = f"{backend} registry '{model_name}' version {version} (served)"
+    with contextlib.ExitStack() as stack:
+        path = registered.path
+        if backend != "local":  # MLflow: a scratch copy, removed after scoring
+            scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="ltr-baseline-"))
+            path = registry.download(model_name, version, scratch)
+        yield Baseline(
+            saved_model_dir=path,
+            description=description,
+            model_artifact_id=None if model_id in (None, "") else int(model_id),
+            model_uri=registered.metadata.get("model_uri") or registered.source or None,
+            registry_version=version,
+        )
+
+
+@contextlib.contextmanager
+def _baseline(input_dict, exec_properties) -> Iterator[Baseline | None]:
+    wired = input_dict.get("baseline_model") or []
+    if wired:
+        model = wired[0]
+        yield Baseline(
+            path_utils.serving_model_path(model.uri), f"model {model.id} (wired)", model.id, model.uri, None
+        )
+        return
+    with _served_baseline(exec_properties) as served:
+        yield served
+
+
+def _gate(exec_properties) -> Gate:
+    min_value = exec_properties.get("min_value")
+    return Gate(
+        metric=exec_properties["metric"],
+        max_regression=float(exec_properties["max_regression"]),
+        min_lift=float(exec_properties["min_lift"]),
+        min_value=None if min_value is None else float(min_value),
+    )
+
+
+CANDIDATE, BASELINE, TRIVIAL = "candidate", "baseline", "trivial"
 
 
 class Executor(base_executor.BaseExecutor):
     def Do(self, input_dict, output_dict, exec_properties) -> None:
         examples = artifact_utils.get_single_instance(input_dict["examples"])
         model = artifact_utils.get_single_instance(input_dict["model"])
-        baselines = input_dict.get("baseline_model") or []
-        baseline = baselines[0] if baselines else None
         evaluation = artifact_utils.get_single_instance(output_dict["evaluation"])
         blessing = artifact_utils.get_single_instance(output_dict["blessing"])
-        gate = Gate(
-            metric=exec_properties["metric"],
-            min_value=float(exec_properties["min_value"]),
-            max_regression=float(exec_properties["max_regression"]),
-        )
-        split = exec_properties.get("split") or "eval"
+        gate = _gate(exec_properties)
+        split = exec_properties.get("split") or "test"
         batch_size = int(exec_properties.get("batch_size") or 64)
-
+        available = artifact_utils.decode_split_names(examples.split_names)
+        if split not in available:
+            raise ValueError(
+                f"the Examples artifact {examples.uri} has splits {available}, not '{split}', which the "
+                "RankingEvaluator judges on: the test split must be lists neither fitted nor selected on"
+            )
         files = scoring.record_files(artifact_utils.get_split_uri([examples], split))
-        label_key = _label_key(artifact_utils.get_single_instance(input_dict["schema"]))
-        candidate = _evaluate(model.uri, files, label_key, batch_size)
+        keys = _keys(
+            artifact_utils.get_single_instance(input_dict["schema"]),
+            json.loads(exec_properties.get("slice_features") or "[]"),
+        )
+        trivial_name = "logged order" if keys.position else "random order"
+
+        with _baseline(input_dict, exec_properties) as baseline:
+            scorers = {CANDIDATE: scoring.ServingScorer(path_utils.serving_model_path(model.uri))}
+            if baseline is not None:
+                scorers[BASELINE] = scoring.ServingScorer(baseline.saved_model_dir)
+            table = scoring.score_lists(scoring.read_batches(files, batch_size), keys, scorers, TRIVIAL)
+        candidate = {**table.summary(CANDIDATE), "documents_without_label": table.missing_labels}
+        trivial = table.summary(TRIVIAL)
+        baseline_result = table.summary(BASELINE) if baseline is not None else None
         logging.info("Candidate model %s on split '%s': %s", model.id, split, candidate["metrics"])
-        baseline_result = None
+        logging.info("Trivial ranker (%s): %s", trivial_name, trivial["metrics"])
         if baseline is not None:
-            baseline_result = _evaluate(baseline.uri, files, label_key, batch_size)
-            logging.info("Baseline model %s on split '%s': %s", baseline.id, split, baseline_result["metrics"])
-        judgement = judge(candidate["metrics"], baseline_result and baseline_result["metrics"], gate)
+            logging.info("Baseline %s: %s", baseline.description, baseline_result["metrics"])
+        judgement = judge(
+            candidate["metrics"], baseline_result and baseline_result["metrics"], gate, trivial["metrics"], trivial_name
+        )
         logging.info("Blessed: %s (%s)", judgement.blessed, judgement.reason)
 
         report = {
             "split": split,
+            "span": _span(examples),
             "model_artifact_id": model.id,
             "model_uri": model.uri,
             **candidate,
             "baseline": None
             if baseline is None
-            else {"model_artifact_id": baseline.id, "model_uri": baseline.uri, **baseline_result},
-            "gate": {"metric": gate.metric, "min_value": gate.min_value, "max_regression": gate.max_regression},
+            else {
+                "model_artifact_id": baseline.model_artifact_id,
+                "model_uri": baseline.model_uri,
+                "registry_version": baseline.registry_version,
+                "description": baseline.description,
+                **baseline_result,
+            },
+            "trivial": {"ranker": trivial_name, **trivial},
+            # Candidate minus baseline on the gated metric, paired over the same lists.
+            "difference": table.difference(gate.metric, CANDIDATE, BASELINE),
+            "difference_to_trivial": table.difference(gate.metric, CANDIDATE, TRIVIAL),
+            "slices": table.slices(gate.metric, CANDIDATE, BASELINE, _span(examples)),
+            "gate": dataclasses.asdict(gate),
             "blessed": judgement.blessed,
             "reason": judgement.reason,
         }
         io_utils.write_string_file(os.path.join(evaluation.uri, EVALUATION_FILE), json.dumps(report, indent=2))
         for name, value in candidate["metrics"].items():
             evaluation.set_float_custom_property(name, value)
+            evaluation.set_float_custom_property(f"trivial_{name}", trivial["metrics"][name])
             if baseline_result is not None:
                 evaluation.set_float_custom_property(f"baseline_{name}", baseline_result["metrics"][name])
         evaluation.set_int_custom_property("lists", candidate["lists"])
@@ -96,5 +210,14 @@ class Executor(base_executor.BaseExecutor):
         blessing.set_int_custom_property(constants.ARTIFACT_PROPERTY_CURRENT_MODEL_ID_KEY, model.id)
         blessing.set_string_custom_property(constants.ARTIFACT_PROPERTY_BLESSING_MESSAGE_KEY, judgement.reason)
         if baseline is not None:
-            blessing.set_string_custom_property(constants.ARTIFACT_PROPERTY_BASELINE_MODEL_URI_KEY, baseline.uri)
-            blessing.set_int_custom_property(constants.ARTIFACT_PROPERTY_BASELINE_MODEL_ID_KEY, baseline.id)
+            for artifact in (evaluation, blessing):
+                if baseline.model_uri:
+                    artifact.set_string_custom_property(
+                        constants.ARTIFACT_PROPERTY_BASELINE_MODEL_URI_KEY, baseline.model_uri
+                    )
+                if baseline.model_artifact_id is not None:
+                    artifact.set_int_custom_property(
+                        constants.ARTIFACT_PROPERTY_BASELINE_MODEL_ID_KEY, baseline.model_artifact_id
+                    )
+                if baseline.registry_version is not None:
+                    artifact.set_int_custom_property("baseline_registry_version", baseline.registry_version)

@@ -1,20 +1,27 @@
-"""The blessing decision: an absolute floor, and no regression against the baseline.
+"""The blessing decision, as pure logic so the rule is tested on its own.
 
-Pure logic, separate from the executor, so the rule is tested on its own.
+A candidate is blessed when, on the same lists:
+1. it beats a trivial ranker (the logged order where documents have a position,
+   otherwise a random order) by at least ``min_lift``: it learned something;
+2. it is no worse than the baseline (the version the registry serves) by more than
+   ``max_regression``: it does not make serving worse;
+3. optionally, it reaches the absolute ``min_value`` (off by default: what a good
+   NDCG is depends on the data set, so an absolute floor is a per-data-set choice).
 """
 
 from __future__ import annotations
 
 import dataclasses
 
-from components.ranking_evaluator.metrics import METRIC_NAMES
+from modules.ranking_metrics import METRIC_NAMES
 
 
 @dataclasses.dataclass(frozen=True)
 class Gate:
     metric: str = "ndcg_10"
-    min_value: float = 0.0
-    max_regression: float = 0.0  # how far below the baseline the candidate may fall
+    max_regression: float = 0.01  # how far below the baseline the candidate may fall
+    min_lift: float = 0.01  # how far above the trivial ranker the candidate must be
+    min_value: float | None = None  # optional absolute floor
 
     def __post_init__(self):
         if self.metric not in METRIC_NAMES:
@@ -29,25 +36,36 @@ class Judgement:
     reason: str
 
 
-def judge(candidate: dict[str, float], baseline: dict[str, float] | None, gate: Gate) -> Judgement:
-    """Blesses ``candidate`` if it clears ``gate.min_value`` and, given a baseline, is not
-    worse than it by more than ``gate.max_regression``. The reason is given either way."""
-    value = candidate[gate.metric]
-    failures = []
-    if value < gate.min_value:
-        failures.append(f"{gate.metric} {value:.4f} is below the threshold {gate.min_value:.4f}")
+def judge(
+    candidate: dict[str, float],
+    baseline: dict[str, float] | None,
+    gate: Gate,
+    trivial: dict[str, float] | None = None,
+    trivial_name: str = "trivial ranker",
+) -> Judgement:
+    """Blesses ``candidate`` or not under ``gate``; the reason names every check either way."""
+    metric = gate.metric
+    value = candidate[metric]
+    failures, passed = [], []
+    if trivial is not None:
+        floor = trivial[metric] + gate.min_lift
+        check = f"{trivial_name}'s {trivial[metric]:.4f} + min_lift {gate.min_lift:.4f}"
+        (passed if value >= floor else failures).append(
+            f"{metric} {value:.4f} {'>=' if value >= floor else 'is below'} {check}"
+        )
     if baseline is not None:
-        floor = baseline[gate.metric] - gate.max_regression
-        if value < floor:
-            failures.append(
-                f"{gate.metric} {value:.4f} is worse than the baseline's {baseline[gate.metric]:.4f} "
-                f"by more than the tolerance {gate.max_regression:.4f}"
-            )
+        floor = baseline[metric] - gate.max_regression
+        check = f"the serving model's {baseline[metric]:.4f} - max_regression {gate.max_regression:.4f}"
+        (passed if value >= floor else failures).append(
+            f"{metric} {value:.4f} {'>=' if value >= floor else 'is below'} {check}"
+        )
+    else:
+        passed.append("no serving model to compare with (first registration)")
+    if gate.min_value is not None:
+        ok = value >= gate.min_value
+        (passed if ok else failures).append(
+            f"{metric} {value:.4f} {'>=' if ok else 'is below'} min_value {gate.min_value:.4f}"
+        )
     if failures:
         return Judgement(False, "; ".join(failures))
-    against = (
-        f"and within {gate.max_regression:.4f} of the baseline's {baseline[gate.metric]:.4f}"
-        if baseline is not None
-        else "(no baseline: first model, judged on the threshold alone)"
-    )
-    return Judgement(True, f"{gate.metric} {value:.4f} >= threshold {gate.min_value:.4f} {against}")
+    return Judgement(True, "; ".join(passed))

@@ -1,12 +1,15 @@
-"""Scores serialized ELWC with a SavedModel's serving signature and accumulates metrics.
+"""Scores serialized ELWC with SavedModels' serving signature, list by list.
 
-The model sees exactly what TF Serving would be sent (serialized ELWC, ``[B]``
-strings); labels are read from the same protos in Python, so the model's own
-parsing and Transform graph are part of what is evaluated.
+The models see exactly what TF Serving would be sent (serialized ELWC, ``[B]``
+strings); labels, positions and slice values are read from the same protos in
+Python, so each model's own parsing and Transform graph are part of what is evaluated.
+One pass over the split scores every ranker on each batch, so all of them are
+judged on the same lists.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import os
 from collections.abc import Iterable, Iterator
@@ -15,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow_serving.apis import input_pb2
 
-from components.ranking_evaluator.metrics import MetricAccumulator
+from components.ranking_evaluator.metrics import ListTable
 
 SIGNATURE = "serving_default"
 INPUT_KEY = "examples"
@@ -35,21 +38,50 @@ def read_batches(files: list[str], batch_size: int) -> Iterator[list[bytes]]:
         yield list(batch)
 
 
-def labels_of(record: bytes, label_key: str) -> tuple[np.ndarray, int]:
-    """Per-document labels of one ELWC, and how many documents had no label (taken as 0)."""
+def _value(feature) -> float | str | None:
+    if feature is None:
+        return None
+    for values in (feature.int64_list.value, feature.float_list.value, feature.bytes_list.value):
+        if values:
+            value = values[0]
+            return value.decode("utf-8", "replace") if isinstance(value, bytes) else float(value)
+    return None
+
+
+@dataclasses.dataclass(frozen=True)
+class ParsedList:
+    labels: np.ndarray
+    missing_labels: int
+    positions: np.ndarray | None  # None unless every document has one
+    context: dict[str, float | str | None]
+
+
+@dataclasses.dataclass(frozen=True)
+class Keys:
+    label: str
+    position: str | None = None
+    slices: tuple[str, ...] = ()  # context features to slice by
+
+
+def parse_list(record: bytes, keys: Keys) -> ParsedList:
     elwc = input_pb2.ExampleListWithContext.FromString(record)
-    labels, missing = [], 0
-    for example in elwc.examples:
-        feature = example.features.feature.get(label_key)
-        values = None
-        if feature is not None:
-            values = feature.int64_list.value or feature.float_list.value
-        if not values:
-            missing += 1
-            labels.append(0.0)
-        else:
-            labels.append(float(values[0]))
-    return np.asarray(labels, dtype=np.float64), missing
+    labels = [_value(e.features.feature.get(keys.label)) for e in elwc.examples]
+    positions = [_value(e.features.feature.get(keys.position)) for e in elwc.examples] if keys.position else []
+    return ParsedList(
+        labels=np.asarray([0.0 if v is None else v for v in labels], dtype=np.float64),
+        missing_labels=sum(v is None for v in labels),
+        positions=np.asarray(positions, dtype=np.float64) if positions and None not in positions else None,
+        context={name: _value(elwc.context.features.feature.get(name)) for name in keys.slices},
+    )
+
+
+def trivial_scores(parsed: ParsedList) -> np.ndarray:
+    """The trivial ranker's scores: the logged order (``-position``) where every document
+    has a position, otherwise a constant, i.e. a uniformly random order under the
+    tie-aware metric (its exact expectation, no sampling)."""
+    if parsed.positions is not None:
+        return -parsed.positions
+    return np.zeros(parsed.labels.size, dtype=np.float64)
 
 
 class ServingScorer:
@@ -68,18 +100,28 @@ class ServingScorer:
         return outputs["scores"].numpy(), outputs["mask"].numpy()
 
 
-def evaluate(scorer: ServingScorer, batches: Iterable[list[bytes]], label_key: str) -> MetricAccumulator:
-    accumulator = MetricAccumulator()
+def _list_scores(scorer: ServingScorer, scores: np.ndarray, mask: np.ndarray, n: int) -> np.ndarray:
+    if int(mask.sum()) != n or not mask[:n].all():
+        raise ValueError(
+            f"model '{scorer.path}' scored {int(mask.sum())} documents of a list with {n}: "
+            "the serving signature does not keep every document"
+        )
+    return scores[:n]
+
+
+def score_lists(
+    batches: Iterable[list[bytes]], keys: Keys, scorers: dict[str, ServingScorer], trivial: str = "trivial"
+) -> ListTable:
+    """Per-list metrics of every scorer and of the trivial ranker (under ``trivial``), on the same lists."""
+    table = ListTable(rankers=(*scorers, trivial), slice_features=keys.slices)
     for records in batches:
-        scores, mask = scorer(records)
+        outputs = {name: scorer(records) for name, scorer in scorers.items()}
         for i, record in enumerate(records):
-            labels, missing = labels_of(record, label_key)
-            accumulator.missing_labels += missing
-            n = labels.size
-            if int(mask[i].sum()) != n or not mask[i, :n].all():
-                raise ValueError(
-                    f"model '{scorer.path}' scored {int(mask[i].sum())} documents of a list with {n}: "
-                    "the serving signature does not keep every document"
-                )
-            accumulator.add(labels, scores[i, :n])
-    return accumulator
+            parsed = parse_list(record, keys)
+            n = parsed.labels.size
+            ranked = {
+                name: _list_scores(scorers[name], scores[i], mask[i], n) for name, (scores, mask) in outputs.items()
+            }
+            ranked[trivial] = trivial_scores(parsed)
+            table.add(parsed.labels, ranked, parsed.context, parsed.missing_labels)
+    return table

@@ -7,10 +7,21 @@ from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionP
 class RankingEvaluatorSpec(ComponentSpec):
     PARAMETERS = {
         "metric": ExecutionParameter(type=str),
-        "min_value": ExecutionParameter(type=float),
         "max_regression": ExecutionParameter(type=float),
+        "min_lift": ExecutionParameter(type=float),
+        "min_value": ExecutionParameter(type=float, optional=True),
         "batch_size": ExecutionParameter(type=int),
         "split": ExecutionParameter(type=str),
+        "slice_features": ExecutionParameter(type=str, optional=True),  # JSON list of context features
+        # The registry whose served version is the baseline (no model_name: no baseline).
+        "model_name": ExecutionParameter(type=str, optional=True),
+        "registry_backend": ExecutionParameter(type=str, optional=True),
+        "registry_root": ExecutionParameter(type=str, optional=True),
+        "mlflow_tracking_uri": ExecutionParameter(type=str, optional=True),
+        "mlflow_experiment": ExecutionParameter(type=str, optional=True),
+        # The served version when the pipeline was built. The executor reads the registry
+        # again; this only makes a rollback or a new registration change the cache key.
+        "served_version": ExecutionParameter(type=int, optional=True),
     }
     INPUTS = {
         "examples": ChannelParameter(type=standard_artifacts.Examples),
