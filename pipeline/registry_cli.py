@@ -36,12 +36,24 @@ def print_run_summary(report: RunReport, out=None) -> None:
     registration = report.registration
     print(file=out)
     print(f"Run:               {report.run_id}", file=out)
-    print(f"Eval ({evaluation['lists']} lists):  {_metrics_line(evaluation['metrics'])}", file=out)
+    split = evaluation.get("split", "eval")
+    lists = f"{split} split, {evaluation['lists']} lists"
+    print(f"Candidate:         {_metrics_line(evaluation['metrics'])}  ({lists})", file=out)
     baseline = evaluation.get("baseline")
     if baseline:
-        print(f"Baseline (model {baseline['model_artifact_id']}): {_metrics_line(baseline['metrics'])}", file=out)
+        version = baseline.get("registry_version")
+        served = f"served version {version}" if version is not None else f"model {baseline['model_artifact_id']}"
+        print(f"Baseline:          {_metrics_line(baseline['metrics'])}  ({served})", file=out)
+        gap = evaluation.get("difference")
+        if gap:
+            low, high = gap["ci95"]
+            label = METRIC_LABELS.get(gap["metric"], gap["metric"])
+            print(f"Gap to baseline:   {label} {gap['mean']:+.4f} (95% interval {low:+.4f} to {high:+.4f})", file=out)
     else:
-        print("Baseline:          none (first model)", file=out)
+        print("Baseline:          none (no version served yet)", file=out)
+    trivial = evaluation.get("trivial")
+    if trivial:
+        print(f"Trivial ranker:    {_metrics_line(trivial['metrics'])}  ({trivial['ranker']})", file=out)
     print(f"Blessed:           {'yes' if evaluation['blessed'] else 'no'} ({evaluation['reason']})", file=out)
     for examples in report.rows_set_aside:
         read = f" of {examples['rows_read']}" if examples["rows_read"] is not None else ""
