@@ -151,7 +151,7 @@ def _uses_embedded_data(config, args: argparse.Namespace) -> bool:
 
 
 def _cmd_run(args: argparse.Namespace, state: dict) -> int:
-    from pipeline.local_run import ensure_sample_data, run_local
+    from pipeline.local_run import ensure_sample_data
     from pipeline.run_output import RunConsole
 
     config = _config_from_args(args, _RUN_OPTION_KEYS)
@@ -161,6 +161,7 @@ def _cmd_run(args: argparse.Namespace, state: dict) -> int:
         state["log_path"] = console.log_path
         if console.log_path:
             print(f"ltr run: pipeline '{config.pipeline_name}', full logs in {console.log_path}", file=console.out)
+        from pipeline.local_run import run_local
         from pipeline.pipeline import schema_path  # imports TFX: inside, so its noise goes to the log
         from pipeline.preflight import preflight
 

@@ -45,7 +45,18 @@ CONFIG_FILE = "config.yaml"
 _SPAN_DIR = re.compile(r"^span-(\d+)$")
 _INT = re.compile(r"^[+-]?\d+$")
 # Normalised column names (lower case, letters and digits only) per role, in order of preference.
-_QUERY_ID_NAMES = ("qid", "queryid", "query", "searchid", "searchsessionid", "sessionid", "requestid", "listid")
+_QUERY_ID_NAMES = (
+    "qid",
+    "queryid",
+    "query",
+    "searchid",
+    "searchsessionid",
+    "searchsession",
+    "sessionid",
+    "session",
+    "requestid",
+    "listid",
+)
 _LABEL_NAMES = (
     ("label",),
     ("relevance", "relevancelabel", "relevancegrade", "rel"),

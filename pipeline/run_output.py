@@ -9,9 +9,9 @@ finishes, read from MLMD (state, cached or not, the numbers that matter), and
 while a component runs a status line (TTY) or an occasional progress line (not a
 TTY): Beam stages, tuner trials, training epochs, recognised in the log stream.
 
-Components do not print anything for this: LocalDagRunner logs ``Component X is
-running.`` / ``... is finished.`` (absl), which a logging handler turns into the
-start and end of a component; the result is then read from MLMD.
+Components do not print anything for this: LocalDagRunner runs each node through
+TFX's ``Launcher.launch``, which is wrapped for the run to time it; the result is
+then read from the node's execution in MLMD.
 """
 
 from __future__ import annotations
@@ -29,9 +29,6 @@ import time
 
 from pipeline.config import Config
 
-# LocalDagRunner's log messages around each node (tfx/orchestration/local/local_dag_runner.py).
-_RUNNING = "Component %s is running."
-_FINISHED = "Component %s is finished."
 _BEAM_BUNDLE_LOGGER = "apache_beam.runners.portability.fn_api_runner.fn_runner.run_bundle"
 _TRIAL = re.compile(r"Running Trial #(\d+)")
 _EPOCH = re.compile(r"^Epoch (\d+)/(\d+)")
@@ -81,24 +78,28 @@ class _ScanningStream(io.TextIOBase):
         return False
 
 
-class _RunnerHook(logging.Handler):
-    """Turns LocalDagRunner's per-node log records into start/finish callbacks."""
+def _watch_launches(console: RunConsole):
+    """Wraps TFX's ``Launcher.launch`` (LocalDagRunner runs each node through one) for the run.
 
-    def __init__(self, console: RunConsole):
-        super().__init__(logging.INFO)
-        self._console = console
+    Returns the undo. The node id, the time and the outcome come from the call itself; the
+    numbers from MLMD once it returned.
+    """
+    from tfx.orchestration.portable import launcher
 
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.msg not in (_RUNNING, _FINISHED) or not record.args:
-            return
-        node = str(record.args[0])
+    original = launcher.Launcher.launch
+
+    def launch(self, *args, **kwargs):
+        node = self._pipeline_node.node_info.id  # noqa: SLF001 - the node this launcher runs
+        console.component_started(node)
+        result = original(self, *args, **kwargs)  # an exception propagates: __exit__ reports it
         try:
-            if record.msg == _RUNNING:
-                self._console.component_started(node)
-            else:
-                self._console.component_finished(node)
+            console.component_finished(node)
         except Exception:  # noqa: BLE001 - reporting must never break the run
             logging.getLogger(__name__).exception("reporting component %s failed", node)
+        return result
+
+    launcher.Launcher.launch = launch
+    return lambda: setattr(launcher.Launcher, "launch", original)
 
 
 class _BeamStageHook(logging.Handler):
@@ -136,9 +137,7 @@ class RunConsole:
     # ---- setup and teardown -------------------------------------------------
     def __enter__(self) -> RunConsole:
         root = logging.getLogger()
-        hook = _RunnerHook(self)
-        logging.getLogger("absl").addHandler(hook)
-        self._saved.append(lambda: logging.getLogger("absl").removeHandler(hook))
+        self._saved.append(_watch_launches(self))
         if self.verbose:
             return self
         os.makedirs(os.path.dirname(self.log_path), exist_ok=True)
@@ -204,6 +203,11 @@ class RunConsole:
 
     # ---- events ---------------------------------------------------------------
     def component_started(self, node: str) -> None:
+        if not self.verbose:  # some libraries lower the levels on the way; the log file keeps INFO
+            from absl import logging as absl_logging
+
+            absl_logging.set_verbosity(absl_logging.INFO)
+            logging.getLogger().setLevel(logging.INFO)
         with self._lock:
             self._node, self._started, self._detail, self._stages = node, time.monotonic(), "", 0
             self._last_plain = self._started
@@ -298,7 +302,9 @@ def component_result(config: Config, node: str) -> tuple[str, str]:
         return "UNKNOWN", ""
     execution = max(executions, key=lambda e: e.id)
     state = metadata_store_pb2.Execution.State.Name(execution.last_known_state)
-    events = [e for e in store.get_events_by_execution_ids([execution.id]) if e.type == metadata_store_pb2.Event.OUTPUT]
+    # Resolver nodes record what they resolved as INTERNAL_OUTPUT events.
+    kinds = (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.INTERNAL_OUTPUT)
+    events = [e for e in store.get_events_by_execution_ids([execution.id]) if e.type in kinds]
     artifacts = store.get_artifacts_by_id(sorted({e.artifact_id for e in events}))
     type_names = {t.id: t.name for t in store.get_artifact_types()}
     outputs: dict[str, list] = {}
