@@ -155,12 +155,12 @@ def _cmd_run(args: argparse.Namespace, state: dict) -> int:
     from pipeline.run_output import RunConsole
 
     config = _config_from_args(args, _RUN_OPTION_KEYS)
-    if _uses_embedded_data(config, args) and ensure_sample_data(config):
-        print(f"Generated sample data under {config.data_root}")
     with RunConsole(config, verbose=args.verbose) as console:
         state["log_path"] = console.log_path
         if console.log_path:
             print(f"ltr run: pipeline '{config.pipeline_name}', full logs in {console.log_path}", file=console.out)
+        if _uses_embedded_data(config, args) and ensure_sample_data(config):
+            print(f"  generated the sample data under {config.data_root}", file=console.out)
         from pipeline.local_run import run_local
         from pipeline.pipeline import schema_path  # imports TFX: inside, so its noise goes to the log
         from pipeline.preflight import preflight

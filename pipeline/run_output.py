@@ -137,8 +137,8 @@ class RunConsole:
     # ---- setup and teardown -------------------------------------------------
     def __enter__(self) -> RunConsole:
         root = logging.getLogger()
-        self._saved.append(_watch_launches(self))
         if self.verbose:
+            self._saved.append(_watch_launches(self))
             return self
         os.makedirs(os.path.dirname(self.log_path), exist_ok=True)
         self.out = self._console_stream()
@@ -174,6 +174,7 @@ class RunConsole:
                 setattr(beam, "propagate", beam_state[1]),
             )
         )
+        self._saved.append(_watch_launches(self))  # imports TFX: after the redirection
         if self.tty:
             ticker = threading.Thread(target=self._tick, name="ltr-progress", daemon=True)
             ticker.start()

@@ -349,3 +349,29 @@ def test_init_then_run_registers_a_model(tmp_path, capsys, kind):
     text = log.read_text()
     assert "absl" in text and "Epoch 1/" in text and len(text.splitlines()) > 200
     assert os.path.getsize(log) > 10_000
+
+
+# ---- the quiet console ----------------------------------------------------------------------
+def test_progress_comes_from_the_log_stream(tmp_path, monkeypatch):
+    import io
+
+    from pipeline import run_output
+
+    monkeypatch.setattr(run_output, "_PLAIN_PROGRESS_EVERY_S", 0.0)
+    out = io.StringIO()
+    console = run_output.RunConsole(tiny_config(tmp_path), out=out)
+    assert console.log_path.startswith(str(tmp_path / "pipeline" / "logs" / "run-"))
+    console.tty = False
+    console.component_started("Tuner")
+    console._log_line("Search: Running Trial #2")
+    console._log_line("Epoch 1/2")
+    assert console._detail == "trial 2/2, epoch 1/2"
+    console.component_started("Trainer")
+    console._log_line("Epoch 3/6")
+    console.beam_stage("ref_AppliedPTransform_ReadFiles-Parse_12")
+    lines = out.getvalue().splitlines()
+    assert lines[-2].startswith("  Trainer") and lines[-2].endswith("epoch 3/6")
+    assert lines[-1].endswith("Beam stage 1: ReadFiles/Parse")
+    assert console.lines == []  # progress lines are not component lines
+    verbose = run_output.RunConsole(tiny_config(tmp_path), verbose=True)
+    assert verbose.log_path is None
