@@ -243,7 +243,7 @@ def read_elwc_sample(path: str, max_rows: int) -> Sample:
             context = {k: _proto_value(v) for k, v in elwc.context.features.feature.items()}
             context_keys.update(context)
             for example in elwc.examples:
-                row = {ELWC_LIST: str(number), **context}
+                row = {ELWC_LIST: f"{path}#{number}", **context}
                 row.update({k: _proto_value(v) for k, v in example.features.feature.items()})
                 rows.append(row)
             if len(rows) >= max_rows:

@@ -60,7 +60,7 @@ _QUERY_ID_NAMES = (
 _LABEL_NAMES = (
     ("label",),
     ("relevance", "relevancelabel", "relevancegrade", "rel"),
-    ("rating", "grade", "judgment", "judgement", "target"),
+    ("rating", "grade", "judgment", "judgement", "target", "utility"),
 )
 _DOC_ID_NAMES = ("docid", "documentid", "doc", "itemid", "productid", "sku", "url")
 _POSITION_NAMES = ("position", "pos", "rank", "displayposition", "slot")
@@ -170,6 +170,10 @@ def read_project_sample(files: list[str], fmt: str, max_rows: int) -> Sample:
 
 
 # ---- inference --------------------------------------------------------------------------
+def _names(sources: list[str], limit: int = 12) -> str:
+    return ", ".join(sources[:limit]) + (f", ... ({len(sources)} in all)" if len(sources) > limit else "")
+
+
 def _normalise(name: str) -> str:
     return re.sub(r"[^a-z0-9]", "", name.lower())
 
@@ -254,7 +258,7 @@ def infer_roles(sample: Sample, query_id: str | None, label: str | None) -> dict
     roles: dict[str, str] = {}
     for wanted, given in (("query_id", query_id), ("label", label)):
         if given is not None and given not in sample.columns:
-            raise InitError(f"--{wanted.replace('_', '-')} '{given}': no such column; columns: {', '.join(sources)}")
+            raise InitError(f"--{wanted.replace('_', '-')} '{given}': no such column; columns: {_names(sources)}")
         if given:
             roles[given] = wanted
     if "query_id" not in roles.values():
@@ -265,7 +269,7 @@ def infer_roles(sample: Sample, query_id: str | None, label: str | None) -> dict
             roles[found] = "query_id"
         elif sample.format != "elwc":
             raise InitError(
-                f"no query id column among {', '.join(sources)} (looked for {', '.join(_QUERY_ID_NAMES)}); "
+                f"no query id column among {_names(sources)} (looked for {', '.join(_QUERY_ID_NAMES)}); "
                 "name it with --query-id COLUMN"
             )
     if "label" not in roles.values():
@@ -276,7 +280,7 @@ def infer_roles(sample: Sample, query_id: str | None, label: str | None) -> dict
                 break
         else:
             raise InitError(
-                f"no numeric label column among {', '.join(sources)} (looked for "
+                f"no numeric label column among {_names(sources)} (looked for "
                 f"{', '.join(n for names in _LABEL_NAMES for n in names)}); name it with --label COLUMN"
             )
     for role, names in (("doc_id", _DOC_ID_NAMES), ("position", _POSITION_NAMES)):
@@ -579,7 +583,7 @@ def _from(project: Project, column: Column) -> str:
         return {LETOR_QID: "qid:", LETOR_LABEL: "the leading label", LETOR_DOCID: "# docid = comments"}.get(
             column.source, f"index {column.source}"
         )
-    return f"'{column.source}'" if column.source else "generated"
+    return f"'{column.source}'" if column.source else "no column: generated per list"
 
 
 # ---- the command ------------------------------------------------------------------------------
@@ -598,7 +602,7 @@ def build_project(
     lists = _lists(sample, qid.source if qid and qid.source else ELWC_LIST)
     notes = []
     if not any(c.role in ("context", "document") and not c.left_out for c in columns):
-        raise InitError(f"no usable feature column in {', '.join(sample.header)}: every other column was left out")
+        raise InitError(f"no usable feature column in {_names(sample.header)}: every other column was left out")
     skipped = len(files) - len(sample.files)
     if skipped > 0:
         notes.append(f"{skipped} more file(s) not read: the sample stopped at {sample_rows:,} rows (--sample-rows)")

@@ -225,7 +225,8 @@ class RunConsole:
     def beam_stage(self, name: str) -> None:
         with self._lock:
             self._stages += 1
-            label = _STAGE_PREFIX.sub("", name.split(")+(")[0]).replace("-", "/")[:48]
+            steps = _STAGE_PREFIX.sub("", name.split(")+(")[0]).split("-")
+            label = "/".join(steps[:2])[:60]
             self._set_detail(f"Beam stage {self._stages}: {label}")
 
     def _log_line(self, line: str) -> None:

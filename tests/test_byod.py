@@ -140,6 +140,22 @@ def test_init_refuses_to_overwrite_and_names_missing_columns(tmp_path, capsys):
     assert code == 2 and err.count("\n") == 1 and "nowhere' does not exist" in err
 
 
+def test_init_on_elwc_written_by_tf_ranking(tmp_path, capsys):
+    from tests.helpers import FIXTURES
+
+    code, out, err = run_cli(capsys, "init", "--data", str(FIXTURES), "--out", str(tmp_path / "proj"))
+    assert code == 0, err
+    from modules.features import load_feature_set
+
+    features = load_feature_set(tmp_path / "proj" / "schema.pbtxt")
+    assert features.label.name == "utility" and features.query_id.name == "query_id"
+    assert (
+        len(features.document) > 100
+        and "ExampleGen gives each list an id" in out + (tmp_path / "proj" / "schema.pbtxt").read_text()
+    )
+    assert "from 2 file(s) (elwc)" in out and "format: elwc" in (tmp_path / "proj" / "config.yaml").read_text()
+
+
 def test_extension_table_agrees_with_example_gen():
     from components.elwc_example_gen.formats import infer_format
 
@@ -368,7 +384,7 @@ def test_progress_comes_from_the_log_stream(tmp_path, monkeypatch):
     assert console._detail == "trial 2/2, epoch 1/2"
     console.component_started("Trainer")
     console._log_line("Epoch 3/6")
-    console.beam_stage("ref_AppliedPTransform_ReadFiles-Parse_12")
+    console.beam_stage("((ref_AppliedPTransform_ReadFiles-Parse-Map_12)+(ref_AppliedPTransform_Other_3))")
     lines = out.getvalue().splitlines()
     assert lines[-2].startswith("  Trainer") and lines[-2].endswith("epoch 3/6")
     assert lines[-1].endswith("Beam stage 1: ReadFiles/Parse")
