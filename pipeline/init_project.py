@@ -112,7 +112,7 @@ def find_input(data_dir: str, fmt: str = "auto") -> tuple[str, str, list[str]]:
         if path.is_file() and not any(part.startswith((".", "_")) for part in path.relative_to(root).parts):
             detected = file_format(str(path), fmt)
             implied = file_format(str(path))
-            if fmt == "auto" and implied is None or implied not in (None, detected):
+            if fmt == "auto" and implied is None:  # a forced --format takes any file
                 continue
             if path.suffix.lower() in _NOT_DATA:
                 continue
@@ -591,6 +591,8 @@ def build_project(
     data_dir: str, fmt: str = "auto", sample_rows: int = 20_000, query_id: str | None = None, label: str | None = None
 ) -> Project:
     data_dir = str(Path(data_dir).resolve())
+    if sample_rows < 1:
+        raise InitError(f"--sample-rows must be >= 1, got {sample_rows}")
     if fmt != "auto" and fmt not in FORMATS:
         raise InitError(f"unknown format '{fmt}'; expected auto or one of {', '.join(FORMATS)}")
     chosen, pattern, files = find_input(data_dir, fmt)
