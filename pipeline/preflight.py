@@ -159,7 +159,9 @@ def resolve_input_files(config: Config) -> tuple[list[str], int, int | None]:
     where = f"data root '{root}' (input pattern '{pattern}')"
     if not fileio.exists(root):
         raise PreflightError(f"{where}: the data root does not exist")
-    if not fileio.isdir(root) or not fileio.listdir(root):
+    if not fileio.isdir(root):
+        raise PreflightError(f"{where}: the data root is a file, not a folder")
+    if not fileio.listdir(root):
         raise PreflightError(f"{where}: the data root is empty")
     splits = [example_gen_pb2.Input.Split(name="single_split", pattern=pattern)]
     try:
