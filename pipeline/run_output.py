@@ -32,7 +32,7 @@ from pipeline.config import Config
 _BEAM_BUNDLE_LOGGER = "apache_beam.runners.portability.fn_api_runner.fn_runner.run_bundle"
 _TRIAL = re.compile(r"Running Trial #(\d+)")
 _EPOCH = re.compile(r"^Epoch (\d+)/(\d+)")
-_STAGE_PREFIX = re.compile(r"ref_AppliedPTransform_|[()\[\]]|_\d+$")
+_STAGE_PREFIX = re.compile(r"ref_AppliedPTransform_|ref_PCollection_|[()\[\]]|_\d+$")
 _TTY_REFRESH_S = 0.5
 _PLAIN_PROGRESS_EVERY_S = 30.0
 
@@ -227,7 +227,7 @@ class RunConsole:
             self._stages += 1
             steps = _STAGE_PREFIX.sub("", name.split(")+(")[0]).split("-")
             label = "/".join(steps[:2])[:60]
-            self._set_detail(f"Beam stage {self._stages}: {label}")
+            self._set_detail(f"Beam: {label} (bundle {self._stages})")
 
     def _log_line(self, line: str) -> None:
         trial = _TRIAL.search(line)

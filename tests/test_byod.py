@@ -387,7 +387,7 @@ def test_progress_comes_from_the_log_stream(tmp_path, monkeypatch):
     console.beam_stage("((ref_AppliedPTransform_ReadFiles-Parse-Map_12)+(ref_AppliedPTransform_Other_3))")
     lines = out.getvalue().splitlines()
     assert lines[-2].startswith("  Trainer") and lines[-2].endswith("epoch 3/6")
-    assert lines[-1].endswith("Beam stage 1: ReadFiles/Parse")
+    assert lines[-1].endswith("Beam: ReadFiles/Parse (bundle 1)")
     assert console.lines == []  # progress lines are not component lines
     verbose = run_output.RunConsole(tiny_config(tmp_path), verbose=True)
     assert verbose.log_path is None
