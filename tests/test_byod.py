@@ -391,3 +391,16 @@ def test_progress_comes_from_the_log_stream(tmp_path, monkeypatch):
     assert console.lines == []  # progress lines are not component lines
     verbose = run_output.RunConsole(tiny_config(tmp_path), verbose=True)
     assert verbose.log_path is None
+
+
+def test_verbose_writes_no_log_file(tmp_path, capsys, monkeypatch):
+    _sample_csv(tmp_path / "data")
+    import pipeline.local_run
+
+    def stop(config):
+        raise PreflightError("stopped here")
+
+    monkeypatch.setattr(pipeline.local_run, "run_local", stop)
+    code, out, err = run_cli(capsys, "run", "--verbose", "--data", str(tmp_path / "data"), *_home(tmp_path))
+    assert code == 2 and err == "ltr: error: stopped here\n"
+    assert "full logs in" not in out and not (tmp_path / "pipe" / "logs").exists()
