@@ -5,12 +5,17 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import sys
+import traceback
 import warnings
 from collections.abc import Sequence
 
 from pipeline.config import ConfigError, apply_overrides, load_config
 from pipeline.retraining import RetrainingError
+
+# Exit code of every error the project raises on purpose (bad config, schema or input).
+USER_ERROR_EXIT = 2
 
 
 def _add_common_flags(parser: argparse.ArgumentParser) -> None:
@@ -48,6 +53,27 @@ def _add_run_parser(subparsers) -> None:
     run.add_argument("--strategy", dest="training.strategy")
     run.add_argument("--no-cache", dest="enable_cache", action="store_const", const=False)
     run.add_argument("--beam-arg", dest="beam_args", action="append", help="Beam pipeline arg (repeatable)")
+    run.add_argument(
+        "--sample",
+        action="store_true",
+        help="write the sample logs into the data root first if it holds no data (implied for the default data_root)",
+    )
+    run.add_argument(
+        "--verbose", action="store_true", help="print every log line (TensorFlow, Beam, TFX) instead of a log file"
+    )
+
+
+def _add_init_parser(subparsers) -> None:
+    init = subparsers.add_parser(
+        "init", help="read a sample of your data and write a starting schema.pbtxt and config.yaml"
+    )
+    init.add_argument("--data", required=True, help="folder holding the data (e.g. span-<N>/ folders of files)")
+    init.add_argument("--format", default="auto", choices=("auto", "csv", "jsonl", "parquet", "letor", "elwc"))
+    init.add_argument("--out", required=True, help="folder to write schema.pbtxt and config.yaml into")
+    init.add_argument("--sample-rows", type=int, default=20_000, help="rows to read (default 20000)")
+    init.add_argument("--force", action="store_true", help="overwrite an existing schema.pbtxt / config.yaml")
+    init.add_argument("--query-id", help="the query id column, if its name is not recognised")
+    init.add_argument("--label", help="the label column, if its name is not recognised")
 
 
 def _add_sample_parser(subparsers) -> None:
@@ -78,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_parser(subparsers)
     _add_compile_parser(subparsers)
     _add_sample_parser(subparsers)
+    _add_init_parser(subparsers)
     from pipeline.registry_cli import add_config_arguments, add_lineage_parser, add_registry_parser
 
     add_registry_parser(subparsers, add_config_arguments)
@@ -118,20 +145,60 @@ def _config_from_args(args: argparse.Namespace, keys: tuple[str, ...]):
     return apply_overrides(load_config(args.config), overrides).resolved()
 
 
-def _cmd_run(args: argparse.Namespace) -> int:
-    from pipeline.local_run import ensure_sample_data, run_local
+def _uses_embedded_data(config, args: argparse.Namespace) -> bool:
+    """Sample data is written only for the embedded default data_root, or with --sample."""
+    return args.sample or config.data_root == load_config().resolved().data_root
+
+
+def _cmd_run(args: argparse.Namespace, state: dict) -> int:
+    from pipeline.local_run import ensure_sample_data
+    from pipeline.run_output import RunConsole
 
     config = _config_from_args(args, _RUN_OPTION_KEYS)
-    if ensure_sample_data(config):
-        print(f"Generated sample data under {config.data_root}")
-    report = run_local(config)
-    failed = {node: state for node, state in report.executions.items() if state not in ("COMPLETE", "CACHED")}
+    with RunConsole(config, verbose=args.verbose) as console:
+        state["log_path"] = console.log_path
+        if console.log_path:
+            print(f"ltr run: pipeline '{config.pipeline_name}', full logs in {console.log_path}", file=console.out)
+        if _uses_embedded_data(config, args) and ensure_sample_data(config):
+            print(f"  generated the sample data under {config.data_root}", file=console.out)
+        from pipeline.local_run import run_local
+        from pipeline.pipeline import schema_path  # imports TFX: inside, so its noise goes to the log
+        from pipeline.preflight import preflight
+
+        schema_file = schema_path(config)
+        checked = preflight(config, schema_file)
+        for warning in checked.warnings:
+            print(f"warning: {warning}", file=console.out)
+        print(
+            f"  data: {len(checked.files)} file(s) of span {checked.span} under {config.data_root}; "
+            f"schema {schema_file} ({len(checked.feature_set.features)} features)",
+            file=console.out,
+        )
+        report = run_local(config)
+    failed = {node: s for node, s in report.executions.items() if s not in ("COMPLETE", "CACHED")}
     if failed:
         print(f"Run {report.run_id} did not complete: {failed}", file=sys.stderr)
         return 1
     from pipeline.registry_cli import print_run_summary
 
     print_run_summary(report)
+    if state.get("log_path"):
+        print(f"Full logs:         {state['log_path']}")
+    return 0
+
+
+def _cmd_init(args: argparse.Namespace) -> int:
+    from pipeline.init_project import init_project
+
+    init_project(
+        args.data,
+        args.out,
+        fmt=args.format,
+        sample_rows=args.sample_rows,
+        force=args.force,
+        query_id=args.query_id,
+        label=args.label,
+    )
     return 0
 
 
@@ -152,30 +219,98 @@ def _cmd_sample_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def _user_error_types() -> tuple[type[BaseException], ...]:
+    """Errors the project raises on purpose: a one-line message and exit code 2, no traceback."""
+    from modules.features import SchemaError
+    from pipeline.data_sample import SampleError
+    from pipeline.init_project import InitError
+    from pipeline.preflight import PreflightError
+
+    types: list[type[BaseException]] = [
+        ConfigError,
+        RetrainingError,
+        SchemaError,
+        PreflightError,
+        SampleError,
+        InitError,
+    ]
+    if "components.elwc_example_gen.executor" in sys.modules:  # only after a run: importing them loads TFX
+        from components.elwc_example_gen.driver import SpanNotFoundError
+        from components.elwc_example_gen.executor import NoInputRowsError, TooManyBadRowsError
+        from components.elwc_example_gen.formats import UnknownFormatError
+
+        types += [SpanNotFoundError, TooManyBadRowsError, NoInputRowsError, UnknownFormatError]
+    return tuple(types)
+
+
+# Errors raised on purpose whose type does not survive (Beam re-raises a worker's error as a
+# RuntimeError holding its text; run_fn raises a plain ValueError): recognised by their text.
+_MARKERS = (
+    re.compile(r"\b(?:SchemaError|SpanNotFoundError|TooManyBadRowsError|NoInputRowsError|UnknownFormatError): (.+)"),
+    re.compile(r"(tuning is off but no hyperparameters reached the Trainer.*)"),
+)
+
+
+def user_error_message(error: BaseException) -> str | None:
+    """The one-line message if ``error`` (or what it wraps) is an error raised on purpose, else None."""
+    expected = _user_error_types()
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, expected):
+            return _one_line(str(error))
+        for marker in _MARKERS:
+            found = marker.search(str(error))
+            if found:
+                return _one_line(found.group(1))
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def _one_line(message: str) -> str:
+    message = message.strip().splitlines()[0] if message.strip() else message
+    return re.sub(r" \[while running '[^']*'\]", "", message)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # google-api-core warns about Python 3.11's end of life at every import: not actionable here.
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"google\.")
     args = build_parser().parse_args(argv)
-    # Progress logs for the long-running commands; the query commands print only their answer.
+    # Progress logs for `run --verbose`, `compile`, `sample-data`; a quiet `run` sends them to its log file.
     level = logging.INFO if args.command in ("run", "compile", "sample-data") else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    state: dict = {}
     try:
         if args.command == "run":
-            return _cmd_run(args)
+            return _cmd_run(args, state)
         if args.command == "compile":
             return _cmd_compile(args)
+        if args.command == "init":
+            return _cmd_init(args)
         if args.command in ("registry", "lineage"):
             from pipeline.registry_cli import main_registry
 
             return main_registry(args)
         return _cmd_sample_data(args)
-    except ConfigError as error:
-        print(f"ltr: configuration error: {error}", file=sys.stderr)
-        return 2
-    except RetrainingError as error:
-        print(f"ltr: {error}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        print("ltr: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # noqa: BLE001 - every error ends in one clear report
+        log_path = state.get("log_path")
+        where = f" (full log: {log_path})" if log_path else ""
+        message = user_error_message(error)
+        if message is not None:
+            kind = "configuration error" if isinstance(error, ConfigError) else "error"
+            print(f"ltr: {kind}: {message}{where}", file=sys.stderr)
+            return USER_ERROR_EXIT
+        trace = traceback.format_exc()
+        if log_path:
+            with open(log_path, "a") as handle:
+                handle.write(trace)
+        print(trace, file=sys.stderr, end="")
+        print(f"ltr: internal error (a bug, please report it with the log){where}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

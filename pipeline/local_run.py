@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipeline.config import Config
-from pipeline.report import RunReport, latest_run_report
 from pipeline.sample_data import SampleSpec, write_sample_data
+
+if TYPE_CHECKING:
+    from pipeline.report import RunReport
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +31,7 @@ def run_local(config: Config) -> RunReport:
     from tfx import v1 as tfx  # Heavy import (~10 s): only when running.
 
     from pipeline.pipeline import TUNER_ID, create_pipeline, local_metadata_config
+    from pipeline.report import latest_run_report
     from pipeline.retraining import check_hyperparameter_source
 
     if not config.tuner.enabled:
