@@ -112,7 +112,8 @@ def check_schema(path: str) -> FeatureSet:
 
 
 def check_config_maps(config: Config, features: FeatureSet, schema_file: str) -> None:
-    """``examples.columns``, ``examples.letor_features`` and ``transform.overrides`` against the schema."""
+    """``examples.columns``, ``examples.letor_features``, ``transform.overrides`` and
+    ``evaluation.slices`` against the schema."""
     names = [f.name for f in features.features]
     model = [f.name for f in features.features if f.is_model_input]
 
@@ -145,6 +146,15 @@ def check_config_maps(config: Config, features: FeatureSet, schema_file: str) ->
                 f"config 'transform.overrides.{name}': unknown transform '{transform}' "
                 f"(known: {', '.join(known)}){_suggest(transform, known)}"
             ) from None
+    context = [f.name for f in features.context_protos]
+    for name in config.evaluation.slices:
+        if name not in names:
+            raise unknown("evaluation.slices", name, names)
+        if name not in context:
+            raise PreflightError(
+                f"config 'evaluation.slices': '{name}' is not a context feature (slices are per list; "
+                f"context features: {', '.join(context)})"
+            )
 
 
 def resolve_input_files(config: Config) -> tuple[list[str], int, int | None]:

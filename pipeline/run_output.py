@@ -355,11 +355,12 @@ def describe_outputs(outputs: dict[str, list]) -> str:
         return f"{len(results)} trial(s), best val NDCG@10 {best:.4f}"
     if "Examples" in outputs:
         e = outputs["Examples"][-1]
-        lists = sum(_prop(e, f"{s}_lists", 0) for s in ("train", "eval"))
-        docs = sum(_prop(e, f"{s}_documents", 0) for s in ("train", "eval"))
+        splits = json.loads(e.properties["split_names"].string_value) if "split_names" in e.properties else []
+        lists = sum(_prop(e, f"{s}_lists", 0) for s in splits)
+        docs = sum(_prop(e, f"{s}_documents", 0) for s in splits)
+        per_split = " / ".join(f"{s} {_prop(e, f'{s}_lists', 0):,}" for s in splits)
         return (
-            f"span {_prop(e, 'span', 0)}: {lists:,} lists, {docs:,} documents "
-            f"(train {_prop(e, 'train_lists', 0):,} / eval {_prop(e, 'eval_lists', 0):,} lists), "
+            f"span {_prop(e, 'span', 0)}: {lists:,} lists, {docs:,} documents ({per_split} lists), "
             f"{_prop(e, 'bad_rows', 0):,} bad rows"
         )
     if "TransformGraph" in outputs:

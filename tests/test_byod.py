@@ -241,6 +241,8 @@ def test_schema_mistakes_are_one_line_errors(tmp_path, capsys, edit, message):
         ("transform:\n  overrides: {pricee: zscore}\n", "'transform.overrides' names 'pricee'"),
         ("transform:\n  overrides: {price: zscor}\n", "unknown transform 'zscor'"),
         ("examples:\n  letor_features: {'3': f3}\n", "'examples.letor_features.3' names 'f3'"),
+        ("evaluation:\n  slices: [query_lenght]\n", "'evaluation.slices' names 'query_lenght'"),
+        ("evaluation:\n  slices: [price]\n", "'evaluation.slices': 'price' is not a context feature"),
     ],
 )
 def test_config_maps_must_name_schema_features(tmp_path, capsys, config_text, message):
