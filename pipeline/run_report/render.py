@@ -46,7 +46,7 @@ figcaption b { color: #222; }
 table { border-collapse: collapse; font-size: 13.5px; margin: 6px 0 10px; }
 th, td { padding: 4px 10px; border-bottom: 1px solid #e6e8eb; text-align: left; vertical-align: top; }
 td.path { font-family: ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace; font-size: 12px;
-          overflow-wrap: anywhere; min-width: 16em; }
+          overflow-wrap: anywhere; min-width: 22em; }
 th { background: #f6f7f9; font-weight: 600; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 tr.best td { background: #eaf3fb; }
@@ -658,8 +658,8 @@ def _lineage_section(data: RunData) -> str:
         rows.append(
             [
                 "Examples",
-                f"artifact {ex['artifact_id']}: span {ex.get('span')}, version {ex.get('version')}, splits "
-                f"{ex.get('split_names')}, by {_execution_text(ex.get('producer'))}"
+                f"artifact {ex['artifact_id']}: span {_cell(ex.get('span'))}, version {_cell(ex.get('version'))}, "
+                f"splits {ex.get('split_names')}, by {_execution_text(ex.get('producer'))}"
                 + (f"; input fingerprint {ex['input_fingerprint']}" if ex.get("input_fingerprint") else ""),
                 ex["uri"],
             ]

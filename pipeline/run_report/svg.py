@@ -36,11 +36,11 @@ def esc(text: object) -> str:
 
 
 def fmt(value: float, digits: int = 4) -> str:
-    """A number for a label: integers stay integers, others get ``digits`` decimals."""
+    """A number for a label: ints stay ints, floats get ``digits`` decimals (1.0 is "1.0000")."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
-    if float(value).is_integer() and abs(value) < 1e15:
-        return str(int(value))
+    if isinstance(value, int):
+        return str(value)
     return f"{value:.{digits}f}"
 
 
