@@ -128,6 +128,18 @@ def test_ltr_run_writes_the_report_and_prints_its_path(pipeline_run, capsys):
     assert f"Run report: {run.run_id}" in path.read_text()
 
 
+def test_a_damaged_event_file_is_refused_by_name(pipeline_run, tmp_path):
+    _, run = pipeline_run
+    (source,) = Path(run.artifact("ModelRun").uri, report_read.TENSORBOARD_DIR, "validation").glob("events.out.*")
+    assert report_read.read_scalars(str(source.parent))["epoch_ndcg_10"]
+    damaged = tmp_path / source.name
+    content = bytearray(source.read_bytes())
+    content[len(content) // 2] ^= 0xFF
+    damaged.write_bytes(bytes(content))
+    with pytest.raises(ValueError, match=f"{re.escape(str(damaged))}: corrupt record"):
+        report_read.read_scalars(str(tmp_path))
+
+
 def test_versions_report_compares_the_registered_versions(pipeline_run, tmp_path):
     config, _ = pipeline_run
     code, printed = _cli("report", "--versions", "--out", str(tmp_path), *_locate(config))

@@ -6,9 +6,9 @@ the Trainer's ``metrics.json`` and TensorBoard event files, the RankingEvaluator
 ``evaluation.json``, ElwcExampleGen's ``summary.json``). What a run did not produce, or
 what cannot be read, is listed in ``RunData.notes`` and said on the page.
 
-No TensorFlow and no TFX executor code is imported: the event files are read with
-TensorBoard's pure-Python record reader and protos (``tensorboard.compat``), so
-``ltr report`` starts in about a second.
+No TensorFlow and no TFX executor code is imported: the event files are parsed with
+TensorBoard's own protos (``tensorboard.compat.proto``), so ``ltr report`` starts in
+about a second.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ import dataclasses
 import glob
 import json
 import os
+import struct
+from collections.abc import Iterator
 from typing import Any
 
 from ml_metadata import metadata_store
@@ -262,34 +264,75 @@ def _tuner(reader: RunReader, data: RunData) -> None:
     )
 
 
-def read_scalars(log_dir: str) -> dict[str, list[tuple[int, float]]]:
-    """Scalar summaries of the event files under ``log_dir``: tag -> [(step, value)].
+def _masked_crc32c(data: bytes) -> int:
+    import google_crc32c  # C implementation (in the lock through google-cloud-storage)
 
-    Uses TensorBoard's pure-Python record reader (CRC-checked) and its own protos, so no
-    TensorFlow is imported; Keras writes epoch scalars as ``tensor`` values.
+    crc = google_crc32c.value(data)
+    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+def tfrecords(path: str) -> Iterator[bytes]:
+    """The records of an uncompressed TFRecord file, each CRC-checked; a damaged file raises ``ValueError``.
+
+    (TensorBoard's TensorFlow-free reader would do, but checks CRC32C in pure Python;
+    google_crc32c does it in C.)
+    """
+    with open(path, "rb") as handle:
+        while header := handle.read(12):
+            if len(header) < 12:
+                raise ValueError(f"{path}: truncated record header")
+            length, header_crc = struct.unpack("<QI", header)
+            if _masked_crc32c(header[:8]) != header_crc:
+                raise ValueError(f"{path}: corrupt record header")
+            data, footer = handle.read(length), handle.read(4)
+            if len(data) < length or len(footer) < 4:
+                raise ValueError(f"{path}: truncated record")
+            if _masked_crc32c(data) != struct.unpack("<I", footer)[0]:
+                raise ValueError(f"{path}: corrupt record (CRC mismatch)")
+            yield data
+
+
+# TensorProto dtypes of scalar summaries -> struct format (tensorflow/core/framework/types.proto).
+_SCALAR_DTYPES = {1: "<f", 2: "<d", 3: "<i", 9: "<q"}  # DT_FLOAT, DT_DOUBLE, DT_INT32, DT_INT64
+
+
+def _scalar(tensor) -> float | None:
+    """The value of a one-element numeric TensorProto, else None (TensorBoard's own
+    ``tensor_util`` does this too, but costs two seconds of imports)."""
+    if tensor.tensor_shape.dim and any(d.size != 1 for d in tensor.tensor_shape.dim):
+        return None
+    fmt = _SCALAR_DTYPES.get(tensor.dtype)
+    if fmt is None:
+        return None
+    if tensor.tensor_content:
+        return float(struct.unpack(fmt, tensor.tensor_content[: struct.calcsize(fmt)])[0])
+    for field in ("float_val", "double_val", "int_val", "int64_val"):
+        values = getattr(tensor, field)
+        if values:
+            return float(values[0])
+    return None
+
+
+def read_scalars(log_dir: str) -> dict[str, list[tuple[int, float]]]:
+    """Scalar summaries of the TensorBoard event files under ``log_dir``: tag -> [(step, value)].
+
+    Parsed with TensorBoard's own protos and tensor decoding, which import no TensorFlow;
+    Keras writes epoch scalars as ``tensor`` values.
     """
     from tensorboard.compat.proto import event_pb2
-    from tensorboard.compat.tensorflow_stub import errors, pywrap_tensorflow
-    from tensorboard.util import tensor_util
 
     scalars: dict[str, dict[int, float]] = {}
     for path in sorted(glob.glob(os.path.join(log_dir, "events.out.tfevents.*"))):
-        reader = pywrap_tensorflow.PyRecordReader_New(path)
-        while True:
-            try:
-                reader.GetNext()
-            except errors.OutOfRangeError:
-                break
-            event = event_pb2.Event.FromString(reader.record())
+        for record in tfrecords(path):
+            event = event_pb2.Event.FromString(record)
             for value in event.summary.value:
                 if value.HasField("tensor"):
-                    array = tensor_util.make_ndarray(value.tensor)
-                    if array.size != 1 or array.dtype.kind not in "fiu":
-                        continue
-                    number = float(array.reshape(()))
+                    number = _scalar(value.tensor)
                 elif value.HasField("simple_value"):
                     number = float(value.simple_value)
                 else:
+                    continue
+                if number is None:
                     continue
                 scalars.setdefault(value.tag, {})[int(event.step)] = number
     return {tag: sorted(points.items()) for tag, points in scalars.items()}
@@ -310,7 +353,7 @@ def _training(reader: RunReader, data: RunData) -> None:
         log_dir = os.path.join(model_run.uri, TENSORBOARD_DIR, phase)
         try:
             scalars = read_scalars(log_dir)
-        except Exception as error:  # a corrupt event file: say so, show the rest
+        except (OSError, ValueError) as error:  # a damaged event file: say so, show the rest
             data.notes.append(f"Training: cannot read the TensorBoard events under {log_dir}: {error}")
             scalars = {}
         # Keras' TensorBoard callback logs epoch e (0-based) at step e: shown as epoch e + 1.
