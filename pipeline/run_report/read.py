@@ -122,24 +122,21 @@ class RunReader:
         self._execution_types = {t.id: t.name for t in store.get_execution_types()}
         self.executions = self._executions(store.get_executions_by_context(run.id))
 
-    def _node_names(self) -> dict[int, str]:
-        names = {}
-        for context in self.store.get_contexts_by_type(constants.NODE_CONTEXT_TYPE_NAME):
-            node = context.name.partition(".")[2] or context.name
-            for execution in self.store.get_executions_by_context(context.id):
-                names[execution.id] = node
-        return names
+    def _node_name(self, execution: metadata_store_pb2.Execution) -> str:
+        for context in self.store.get_contexts_by_execution(execution.id):
+            if context.type == constants.NODE_CONTEXT_TYPE_NAME:  # named "<pipeline>.<node>"
+                return context.name.partition(".")[2] or context.name
+        return self._execution_types.get(execution.type_id, str(execution.id))
 
     def _executions(self, executions) -> list[Execution]:
         if not executions:
             return []
-        names = self._node_names()
         events = self.store.get_events_by_execution_ids([e.id for e in executions])
         artifacts = {a.id: a for a in self.store.get_artifacts_by_id(sorted({e.artifact_id for e in events}))}
         found = {
             e.id: Execution(
                 id=e.id,
-                node=names.get(e.id, self._execution_types.get(e.type_id, str(e.id))),
+                node=self._node_name(e),
                 type=self._execution_types.get(e.type_id, ""),
                 state=metadata_store_pb2.Execution.State.Name(e.last_known_state),
                 properties=_props(e),
