@@ -403,7 +403,9 @@ def _tuner_section(data: RunData) -> str:
         for i, t in enumerate(tuner.trials)
     ]
     classes = ["best" if t.get("score") == best_score else "" for t in tuner.trials]
-    settings = ", ".join(f"{k} {v}" for k, v in sorted(tuner.settings.items()) if k != "hyperparameters_uri")
+    settings = ", ".join(
+        f"{k} {v}" for k, v in sorted(tuner.settings.items()) if k not in ("hyperparameters_uri", "enabled")
+    )
     body = (
         f"<p>Trials of {esc(tuner.source)}; objective <code>{esc(tuner.objective)}</code> "
         f"(validation NDCG@10 on the eval split, maximised). Settings: {esc(settings or 'not recorded')}.</p>"
