@@ -230,3 +230,18 @@ def test_a_screenshot_at_laptop_width_shows_every_chart(report_page, tmp_path):
         assert len(set(pixels)) >= 8, box["title"]
     if os.environ.get("LTR_REPORT_SCREENSHOT"):  # keep the screenshot to look at
         shutil.copy(shot, os.environ["LTR_REPORT_SCREENSHOT"])
+
+
+def test_the_file_names_the_report_reads_are_the_ones_the_components_write():
+    from tfx.components.tuner import executor as tuner_executor
+
+    from components.elwc_example_gen.summary import SUMMARY_FILE
+    from components.ranking_evaluator.executor import EVALUATION_FILE
+    from modules.model import VAL_NDCG_METRIC
+    from modules.trainer import LOGS_DIR
+
+    assert report_read.TUNER_RESULTS_FILE == tuner_executor._DEFAULT_TUNER_RESULTS_FILE_NAME
+    assert report_read.EVALUATION_FILE == EVALUATION_FILE
+    assert report_read.SUMMARY_FILE == SUMMARY_FILE
+    assert report_read.TENSORBOARD_DIR == LOGS_DIR
+    assert report_read.TUNER_OBJECTIVE == VAL_NDCG_METRIC
