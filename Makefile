@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint venv lock clean-home
+.PHONY: run test lint venv lock clean-home browser
 
 venv: $(STAMP)
 
@@ -25,9 +25,19 @@ run: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Headless Chromium (Debian's `chromium`) for the run report's browser test
+# (tests/test_run_report_browser.py). Installed with apt-get when missing; where it
+# cannot be (no root, no apt), the test skips and says why.
+SUDO := $(shell [ "$$(id -u)" -ne 0 ] && command -v sudo >/dev/null && echo sudo -n)
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "Installing chromium (apt-get) for the run report's browser test"; \
+	  { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null; } \
+	  || echo "WARNING: chromium could not be installed: the browser test will be skipped"; }
 
 # Re-resolve the lock after editing requirements.in (the only way dependencies change).
 lock:

@@ -109,6 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_registry_parser(subparsers, add_config_arguments)
     add_lineage_parser(subparsers)
+    from pipeline.run_report import add_report_parser
+
+    add_report_parser(subparsers, add_config_arguments)
     return parser
 
 
@@ -182,6 +185,7 @@ def _cmd_run(args: argparse.Namespace, state: dict) -> int:
     from pipeline.registry_cli import print_run_summary
 
     print_run_summary(report)
+    _print_run_report(config, report)
     if state.get("log_path"):
         print(f"Full logs:         {state['log_path']}")
     return 0
@@ -200,6 +204,18 @@ def _cmd_init(args: argparse.Namespace) -> int:
         label=args.label,
     )
     return 0
+
+
+# ---- run report (issue 15): one call after the run summary; the page's code is pipeline/run_report/ ----
+def _print_run_report(config, report) -> None:
+    from pipeline.run_report import write_run_report
+
+    try:
+        path = write_run_report(config.metadata_path, config.pipeline_root, report.run_id, model_name=config.model_name)
+    except Exception as error:  # the run itself succeeded: say why there is no page, keep its exit status
+        print(f"Run report:        not written: {type(error).__name__}: {error}", file=sys.stderr)
+        return
+    print(f"Run report:        {path}")
 
 
 def _cmd_compile(args: argparse.Namespace) -> int:
@@ -288,6 +304,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_compile(args)
         if args.command == "init":
             return _cmd_init(args)
+        if args.command == "report":
+            from pipeline.run_report import main_report
+
+            return main_report(args)
         if args.command in ("registry", "lineage"):
             from pipeline.registry_cli import main_registry
 
