@@ -20,6 +20,7 @@ from components.ranking_evaluator import RankingEvaluator
 from components.ranking_evaluator.gate import Gate
 from components.ranking_tuner import RankingTuner
 from components.registry_pusher import RegistryPusher
+from components.serving_check import ServingCheck
 from modules.features import DEFAULT_SCHEMA_PATH
 from modules.preprocessing import OVERRIDES_CONFIG_KEY, SCHEMA_CONFIG_KEY
 from modules.training_config import REQUIRE_HYPERPARAMETERS_KEY, TUNER_CONFIG_KEY
@@ -188,7 +189,7 @@ def create_components(config: Config, params: PipelineParameters | None = None) 
 
 
 def _evaluate_and_push(config: Config, example_gen, training_examples, schema_gen, trainer) -> list:
-    """Baseline resolver -> RankingEvaluator (blessing gate) -> RegistryPusher.
+    """Baseline resolver -> RankingEvaluator (blessing gate) -> ServingCheck -> RegistryPusher.
 
     Both models are judged on the eval split of the newest span; the Pusher records
     the spans the model was trained on (the rolling window).
@@ -208,9 +209,19 @@ def _evaluate_and_push(config: Config, example_gen, training_examples, schema_ge
         gate=Gate(evaluation.metric, evaluation.min_value, evaluation.max_regression),
         batch_size=evaluation.batch_size,
     )
+    # A blessed candidate must also load and answer real requests in a plain TensorFlow
+    # process (as TF Serving would); the pushed copy carries those requests as warmup.
+    serving_check = ServingCheck(
+        model=trainer.outputs["model"],
+        examples=example_gen.outputs["examples"],
+        schema=schema_gen.outputs["schema"],
+        model_blessing=evaluator.outputs["blessing"],
+        model_name=config.model_name,
+    )
     pusher = RegistryPusher(
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
+        infra_blessing=serving_check.outputs["blessing"],
         model_evaluation=evaluator.outputs["evaluation"],
         model_run=trainer.outputs["model_run"],
         examples=training_examples,
@@ -220,7 +231,7 @@ def _evaluate_and_push(config: Config, example_gen, training_examples, schema_ge
         mlflow_tracking_uri=config.registry.mlflow_tracking_uri or "",
         mlflow_experiment=config.registry.mlflow_experiment,
     )
-    return [baseline, evaluator, pusher]
+    return [baseline, evaluator, serving_check, pusher]
 
 
 def _earlier_hyperparameters(config: Config) -> tuple[base_node.BaseNode, tfx.dsl.Channel]:

@@ -25,6 +25,7 @@ EXPECTED_NODES = {
     "Trainer",
     "latest_blessed_model_resolver",
     "RankingEvaluator",
+    "ServingCheck",
     "RegistryPusher",
 }
 
