@@ -58,6 +58,22 @@ class RegistryConfig:
     mlflow_experiment: str = "ltr-registry"
 
 
+@dataclasses.dataclass
+class MysqlConfig:
+    """ML Metadata on a MySQL-compatible server (pipeline/metadata_connection.py)."""
+
+    host: str | None = None  # null: SQLite at metadata_path
+    port: int = 3306
+    database: str = "ltr_mlmd"  # created by MLMD if absent
+    user: str = "ltr"
+    password_env: str = "LTR_MLMD_PASSWORD"  # environment variable holding the password ('' = none)
+
+
+@dataclasses.dataclass
+class MetadataConfig:
+    mysql: MysqlConfig = dataclasses.field(default_factory=MysqlConfig)
+
+
 # The `tuner` section is the Tuner module's own settings class.
 TunerConfig = TunerSettings
 
@@ -92,6 +108,7 @@ class Config:
     data_root: str = "ltr-home/data"
     pipeline_root: str = "ltr-home/pipeline"
     metadata_path: str = "ltr-home/metadata.sqlite"
+    metadata: MetadataConfig = dataclasses.field(default_factory=MetadataConfig)
     registry_root: str = "ltr-home/registry"
     model_name: str = "ranker"
     schema_path: str | None = None
@@ -157,6 +174,7 @@ _CHECKS: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
     ("evaluation", "max_regression"): (lambda v: 0 <= v <= 1, "must be within [0, 1]"),
     ("evaluation", "batch_size"): (lambda v: v > 0, "must be > 0"),
     ("registry", "backend"): (lambda v: v in REGISTRY_BACKENDS, f"must be one of {', '.join(REGISTRY_BACKENDS)}"),
+    ("metadata.mysql", "port"): (lambda v: 0 < v < 65536, "must be a TCP port (1-65535)"),
     ("sample_data", "spans"): (lambda v: v > 0, "must be > 0"),
     ("sample_data", "queries"): (lambda v: v > 0, "must be > 0"),
 }

@@ -27,6 +27,7 @@ def run_local(config: Config) -> RunReport:
     """Runs the whole pipeline with LocalDagRunner; returns the MLMD report of the run."""
     from tfx import v1 as tfx  # Heavy import (~10 s): only when running.
 
+    from pipeline.metadata_connection import metadata_target
     from pipeline.pipeline import TUNER_ID, create_pipeline, local_metadata_config
     from pipeline.retraining import check_hyperparameter_source
 
@@ -34,4 +35,4 @@ def run_local(config: Config) -> RunReport:
         log.info("retraining without the Tuner: hyperparameters %s", check_hyperparameter_source(config, TUNER_ID))
     pipeline = create_pipeline(config, local_metadata_config(config))
     tfx.orchestration.LocalDagRunner().run(pipeline)
-    return latest_run_report(config.metadata_path)
+    return latest_run_report(metadata_target(config))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 from typing import TYPE_CHECKING
 
 from tfx import v1 as tfx
@@ -267,5 +266,7 @@ def create_pipeline(
 
 
 def local_metadata_config(config: Config):
-    os.makedirs(os.path.dirname(config.metadata_path), exist_ok=True)
-    return tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path)
+    """MLMD for a local run: SQLite at ``metadata_path``, or MySQL if ``metadata.mysql.host`` is set."""
+    from pipeline.metadata_connection import connection_config
+
+    return connection_config(config)
