@@ -48,6 +48,13 @@ def _add_run_parser(subparsers) -> None:
     run.add_argument("--strategy", dest="training.strategy")
     run.add_argument("--no-cache", dest="enable_cache", action="store_const", const=False)
     run.add_argument("--beam-arg", dest="beam_args", action="append", help="Beam pipeline arg (repeatable)")
+    run.add_argument(
+        "--beam",
+        dest="beam.runner",
+        choices=("direct", "portable"),
+        help="portable: PortableRunner against Beam's job service and an external worker pool on 127.0.0.1",
+    )
+    run.add_argument("--beam-workers", dest="beam.workers", type=int, help="portable: SDK worker processes")
 
 
 def _add_sample_parser(subparsers) -> None:
@@ -108,6 +115,8 @@ _RUN_OPTION_KEYS = _COMMON_OPTION_KEYS + (
     "training.strategy",
     "enable_cache",
     "beam_args",
+    "beam.runner",
+    "beam.workers",
 )
 
 

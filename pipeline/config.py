@@ -74,6 +74,14 @@ class MetadataConfig:
     mysql: MysqlConfig = dataclasses.field(default_factory=MysqlConfig)
 
 
+@dataclasses.dataclass
+class BeamConfig:
+    """How `ltr run` runs the Beam components (pipeline/beam_services.py)."""
+
+    runner: str = "direct"  # direct: beam_args as given | portable: local job service + external worker pool
+    workers: int = 2  # portable: SDK worker processes per job
+
+
 # The `tuner` section is the Tuner module's own settings class.
 TunerConfig = TunerSettings
 
@@ -120,6 +128,7 @@ class Config:
     evaluation: EvaluationConfig = dataclasses.field(default_factory=EvaluationConfig)
     registry: RegistryConfig = dataclasses.field(default_factory=RegistryConfig)
     beam_args: list[str] = dataclasses.field(default_factory=list)
+    beam: BeamConfig = dataclasses.field(default_factory=BeamConfig)
     sample_data: SampleDataConfig = dataclasses.field(default_factory=SampleDataConfig)
     cloud: CloudConfig = dataclasses.field(default_factory=CloudConfig)
 
@@ -174,6 +183,8 @@ _CHECKS: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
     ("evaluation", "max_regression"): (lambda v: 0 <= v <= 1, "must be within [0, 1]"),
     ("evaluation", "batch_size"): (lambda v: v > 0, "must be > 0"),
     ("registry", "backend"): (lambda v: v in REGISTRY_BACKENDS, f"must be one of {', '.join(REGISTRY_BACKENDS)}"),
+    ("beam", "runner"): (lambda v: v in ("direct", "portable"), "must be one of direct, portable"),
+    ("beam", "workers"): (lambda v: v > 0, "must be > 0"),
     ("metadata.mysql", "port"): (lambda v: 0 < v < 65536, "must be a TCP port (1-65535)"),
     ("sample_data", "spans"): (lambda v: v > 0, "must be > 0"),
     ("sample_data", "queries"): (lambda v: v > 0, "must be > 0"),

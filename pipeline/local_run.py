@@ -33,6 +33,8 @@ def run_local(config: Config) -> RunReport:
 
     if not config.tuner.enabled:
         log.info("retraining without the Tuner: hyperparameters %s", check_hyperparameter_source(config, TUNER_ID))
-    pipeline = create_pipeline(config, local_metadata_config(config))
-    tfx.orchestration.LocalDagRunner().run(pipeline)
+    from pipeline.beam_services import configured_beam
+
+    with configured_beam(config) as run_config:  # portable: Beam's services run until the run ends
+        tfx.orchestration.LocalDagRunner().run(create_pipeline(run_config, local_metadata_config(run_config)))
     return latest_run_report(metadata_target(config))
