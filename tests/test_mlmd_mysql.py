@@ -100,3 +100,12 @@ def test_pipeline_retraining_and_lineage_on_mariadb(mariadb, tmp_path, monkeypat
     assert "Trainer:    Trainer (execution" in text
     assert "Hyperparameters (tuned" in text  # traced through the Resolver to the first run's Tuner
     assert "span 3, version" in text
+
+
+def test_without_the_server_the_skip_reason_says_how_to_install_it(monkeypatch):
+    import tests.mariadb as mariadb_helper
+
+    monkeypatch.setattr(mariadb_helper, "CANDIDATES", {"server": ("no-such-mariadbd",), "client": ("sh",)})
+    binaries, why = mariadb_helper.server_binaries()
+    assert binaries == {}
+    assert why.startswith("MariaDB is not installed (no no-such-mariadbd): `make mariadb` installs Debian's")
