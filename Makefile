@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint venv lock clean-home browser
+.PHONY: run test lint venv lock clean-home browser mariadb
 
 venv: $(STAMP)
 
@@ -25,7 +25,7 @@ run: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-test: $(STAMP) browser
+test: $(STAMP) browser mariadb
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
@@ -45,3 +45,19 @@ lock:
 
 clean-home:
 	rm -rf ltr-home
+
+# MariaDB for the MySQL-backed MLMD test (tests/test_mlmd_mysql.py starts its own server
+# on a private port and data directory; it is never started as a system service).
+# Installed from Debian's packages when missing and we are root (CI runs as root);
+# otherwise nothing is installed and that test is skipped, saying why.
+MARIADBD_PATHS := /usr/sbin/mariadbd /usr/sbin/mysqld
+mariadb:
+	@if command -v mariadbd >/dev/null 2>&1 || ls $(MARIADBD_PATHS) >/dev/null 2>&1; then \
+	  echo "mariadb: server present"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "mariadb: installing Debian's mariadb-server"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends mariadb-server \
+	    || echo "mariadb: install failed; the MySQL MLMD test will be skipped"; \
+	else \
+	  echo "mariadb: not installed (needs root and apt-get); the MySQL MLMD test will be skipped"; \
+	fi

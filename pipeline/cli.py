@@ -61,6 +61,13 @@ def _add_run_parser(subparsers) -> None:
     run.add_argument(
         "--verbose", action="store_true", help="print every log line (TensorFlow, Beam, TFX) instead of a log file"
     )
+    run.add_argument(
+        "--beam",
+        dest="beam.runner",
+        choices=("direct", "portable"),
+        help="portable: PortableRunner against Beam's job service and an external worker pool on 127.0.0.1",
+    )
+    run.add_argument("--beam-workers", dest="beam.workers", type=int, help="portable: SDK worker processes")
 
 
 def _add_init_parser(subparsers) -> None:
@@ -138,6 +145,8 @@ _RUN_OPTION_KEYS = _COMMON_OPTION_KEYS + (
     "training.strategy",
     "enable_cache",
     "beam_args",
+    "beam.runner",
+    "beam.workers",
 )
 
 

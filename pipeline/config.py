@@ -62,6 +62,30 @@ class RegistryConfig:
     mlflow_experiment: str = "ltr-registry"
 
 
+@dataclasses.dataclass
+class MysqlConfig:
+    """ML Metadata on a MySQL-compatible server (pipeline/metadata_connection.py)."""
+
+    host: str | None = None  # null: SQLite at metadata_path
+    port: int = 3306
+    database: str = "ltr_mlmd"  # created by MLMD if absent
+    user: str = "ltr"
+    password_env: str = "LTR_MLMD_PASSWORD"  # environment variable holding the password ('' = none)
+
+
+@dataclasses.dataclass
+class MetadataConfig:
+    mysql: MysqlConfig = dataclasses.field(default_factory=MysqlConfig)
+
+
+@dataclasses.dataclass
+class BeamConfig:
+    """How `ltr run` runs the Beam components (pipeline/beam_services.py)."""
+
+    runner: str = "direct"  # direct: beam_args as given | portable: local job service + external worker pool
+    workers: int = 2  # portable: SDK worker processes per job
+
+
 # The `tuner` section is the Tuner module's own settings class.
 TunerConfig = TunerSettings
 
@@ -96,6 +120,7 @@ class Config:
     data_root: str = "ltr-home/data"
     pipeline_root: str = "ltr-home/pipeline"
     metadata_path: str = "ltr-home/metadata.sqlite"
+    metadata: MetadataConfig = dataclasses.field(default_factory=MetadataConfig)
     registry_root: str = "ltr-home/registry"
     model_name: str = "ranker"
     schema_path: str | None = None
@@ -107,6 +132,7 @@ class Config:
     evaluation: EvaluationConfig = dataclasses.field(default_factory=EvaluationConfig)
     registry: RegistryConfig = dataclasses.field(default_factory=RegistryConfig)
     beam_args: list[str] = dataclasses.field(default_factory=list)
+    beam: BeamConfig = dataclasses.field(default_factory=BeamConfig)
     sample_data: SampleDataConfig = dataclasses.field(default_factory=SampleDataConfig)
     cloud: CloudConfig = dataclasses.field(default_factory=CloudConfig)
 
@@ -165,6 +191,9 @@ _CHECKS: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
     ("evaluation", "min_lift"): (lambda v: -1 <= v <= 1, "must be within [-1, 1]"),
     ("evaluation", "batch_size"): (lambda v: v > 0, "must be > 0"),
     ("registry", "backend"): (lambda v: v in REGISTRY_BACKENDS, f"must be one of {', '.join(REGISTRY_BACKENDS)}"),
+    ("beam", "runner"): (lambda v: v in ("direct", "portable"), "must be one of direct, portable"),
+    ("beam", "workers"): (lambda v: v > 0, "must be > 0"),
+    ("metadata.mysql", "port"): (lambda v: 0 < v < 65536, "must be a TCP port (1-65535)"),
     ("sample_data", "spans"): (lambda v: v > 0, "must be > 0"),
     ("sample_data", "queries"): (lambda v: v > 0, "must be > 0"),
 }

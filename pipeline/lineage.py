@@ -208,10 +208,13 @@ def _examples(graph: LineageGraph) -> list[dict[str, Any]]:
 
 
 def lineage_of(
-    metadata_path: str, model_artifact_id: int, version: int, backend: str = "local", model_name: str = "ranker"
+    metadata, model_artifact_id: int, version: int, backend: str = "local", model_name: str = "ranker"
 ) -> dict[str, Any]:
-    """Everything MLMD knows about how the Model artifact ``model_artifact_id`` was made."""
-    graph = LineageGraph(open_store(metadata_path))
+    """Everything MLMD knows about how the Model artifact ``model_artifact_id`` was made.
+
+    ``metadata``: a SQLite path or an MLMD ``ConnectionConfig`` (MySQL).
+    """
+    graph = LineageGraph(open_store(metadata))
     graph.trace_upstream(model_artifact_id)
     model = graph._artifact(model_artifact_id)
     if model.type != "Model":

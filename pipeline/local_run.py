@@ -30,12 +30,15 @@ def run_local(config: Config) -> RunReport:
     """Runs the whole pipeline with LocalDagRunner; returns the MLMD report of the run."""
     from tfx import v1 as tfx  # Heavy import (~10 s): only when running.
 
+    from pipeline.metadata_connection import metadata_target
     from pipeline.pipeline import TUNER_ID, create_pipeline, local_metadata_config
     from pipeline.report import latest_run_report
     from pipeline.retraining import check_hyperparameter_source
 
     if not config.tuner.enabled:
         log.info("retraining without the Tuner: hyperparameters %s", check_hyperparameter_source(config, TUNER_ID))
-    pipeline = create_pipeline(config, local_metadata_config(config))
-    tfx.orchestration.LocalDagRunner().run(pipeline)
-    return latest_run_report(config.metadata_path)
+    from pipeline.beam_services import configured_beam
+
+    with configured_beam(config) as run_config:  # portable: Beam's services run until the run ends
+        tfx.orchestration.LocalDagRunner().run(create_pipeline(run_config, local_metadata_config(run_config)))
+    return latest_run_report(metadata_target(config))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 from typing import TYPE_CHECKING
 
 from tfx import v1 as tfx
@@ -22,6 +21,7 @@ from components.ranking_evaluator.gate import Gate
 from components.ranking_tuner import RankingTuner
 from components.registry_pusher import RegistryPusher
 from components.registry_pusher.backends import open_registry
+from components.serving_check import ServingCheck
 from modules.features import DEFAULT_SCHEMA_PATH
 from modules.preprocessing import OVERRIDES_CONFIG_KEY, SCHEMA_CONFIG_KEY
 from modules.training_config import REQUIRE_HYPERPARAMETERS_KEY, TUNER_CONFIG_KEY
@@ -211,7 +211,7 @@ def _served_version(config: Config) -> int:
 def _evaluate_and_push(
     config: Config, params: PipelineParameters, example_gen, training_examples, schema_gen, trainer
 ) -> list:
-    """RankingEvaluator (blessing gate against the served version) -> RegistryPusher.
+    """RankingEvaluator (blessing gate against the served version) -> ServingCheck -> RegistryPusher.
 
     The candidate, the registry's served version and a trivial ranker are judged on the
     same lists (the test split of the newest span); the Pusher records the spans the
@@ -240,9 +240,19 @@ def _evaluate_and_push(
         batch_size=evaluation.batch_size,
         slice_features=tuple(evaluation.slices),
     )
+    # A blessed candidate must also load and answer real requests in a plain TensorFlow
+    # process (as TF Serving would); the pushed copy carries those requests as warmup.
+    serving_check = ServingCheck(
+        model=trainer.outputs["model"],
+        examples=example_gen.outputs["examples"],
+        schema=schema_gen.outputs["schema"],
+        model_blessing=evaluator.outputs["blessing"],
+        model_name=config.model_name,
+    )
     pusher = RegistryPusher(
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
+        infra_blessing=serving_check.outputs["blessing"],
         model_evaluation=evaluator.outputs["evaluation"],
         model_run=trainer.outputs["model_run"],
         examples=training_examples,
@@ -252,7 +262,7 @@ def _evaluate_and_push(
         mlflow_tracking_uri=config.registry.mlflow_tracking_uri or "",
         mlflow_experiment=config.registry.mlflow_experiment,
     )
-    return [evaluator, pusher]
+    return [evaluator, serving_check, pusher]
 
 
 def _earlier_hyperparameters(config: Config) -> tuple[base_node.BaseNode, tfx.dsl.Channel]:
@@ -288,5 +298,7 @@ def create_pipeline(
 
 
 def local_metadata_config(config: Config):
-    os.makedirs(os.path.dirname(config.metadata_path), exist_ok=True)
-    return tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path)
+    """MLMD for a local run: SQLite at ``metadata_path``, or MySQL if ``metadata.mysql.host`` is set."""
+    from pipeline.metadata_connection import connection_config
+
+    return connection_config(config)

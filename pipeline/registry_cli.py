@@ -164,10 +164,11 @@ def add_lineage_parser(subparsers) -> None:
 def run_lineage_command(args: argparse.Namespace, config: Config, out=None) -> int:
     out = out or sys.stdout
     from pipeline.lineage import format_lineage, lineage_of, model_artifact_id_of
+    from pipeline.metadata_connection import metadata_target
 
     registered = open_configured_registry(config).get(config.model_name, args.version)
     lineage = lineage_of(
-        config.metadata_path,
+        metadata_target(config),
         model_artifact_id_of(registered),
         args.version,
         backend=config.registry.backend,

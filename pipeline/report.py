@@ -25,7 +25,7 @@ class RunReport:
     run_id: str
     executions: dict[str, str]  # node id -> state name
     outputs: dict[str, list[metadata_store_pb2.Artifact]]  # artifact type -> artifacts
-    metadata_path: str
+    metadata_path: str  # where MLMD is: the SQLite path or mysql://user@host:port/database
     inputs: dict[str, dict[str, list[metadata_store_pb2.Artifact]]]  # node id -> artifact type -> artifacts
 
     def artifact(self, type_name: str) -> metadata_store_pb2.Artifact:
@@ -96,7 +96,11 @@ class RunReport:
             return json.load(handle)
 
 
-def open_store(metadata_path: str) -> metadata_store.MetadataStore:
+def open_store(metadata: str | metadata_store_pb2.ConnectionConfig) -> metadata_store.MetadataStore:
+    """A SQLite path (opened read-only; it must exist) or a ConnectionConfig (MySQL)."""
+    if isinstance(metadata, metadata_store_pb2.ConnectionConfig):
+        return metadata_store.MetadataStore(metadata)
+    metadata_path = metadata
     if not os.path.exists(metadata_path):
         raise FileNotFoundError(f"no MLMD database at '{metadata_path}'")
     config = metadata_store_pb2.ConnectionConfig()
@@ -117,9 +121,12 @@ def _node_ids(store: metadata_store.MetadataStore, pipeline_name: str) -> dict[i
     return node_ids
 
 
-def latest_run_report(metadata_path: str) -> RunReport:
-    """Report of the most recent pipeline run recorded in ``metadata_path``."""
-    store = open_store(metadata_path)
+def latest_run_report(metadata: str | metadata_store_pb2.ConnectionConfig) -> RunReport:
+    """Report of the most recent pipeline run recorded in ``metadata`` (SQLite path or ConnectionConfig)."""
+    from pipeline.metadata_connection import describe
+
+    store = open_store(metadata)
+    metadata_path = describe(metadata)
     runs = store.get_contexts_by_type(PIPELINE_RUN_CONTEXT_TYPE)
     if not runs:
         raise LookupError(f"no pipeline run recorded in '{metadata_path}'")

@@ -20,16 +20,19 @@ class RetrainingError(RuntimeError):
     pass
 
 
-def earlier_tuner_results(metadata_path: str, pipeline_name: str, tuner_id: str) -> list[str]:
-    """URIs of the live HyperParameters artifacts that the pipeline's Tuner produced, oldest first."""
-    if not os.path.exists(metadata_path):
+def earlier_tuner_results(metadata, pipeline_name: str, tuner_id: str) -> list[str]:
+    """URIs of the live HyperParameters artifacts that the pipeline's Tuner produced, oldest first.
+
+    ``metadata``: a SQLite path or an MLMD ``ConnectionConfig`` (MySQL).
+    """
+    if isinstance(metadata, str) and not os.path.exists(metadata):
         return []
     from ml_metadata.proto import metadata_store_pb2
     from tfx.dsl.compiler import constants
 
     from pipeline.report import open_store
 
-    store = open_store(metadata_path)
+    store = open_store(metadata)
     context = store.get_context_by_type_and_name(constants.NODE_CONTEXT_TYPE_NAME, f"{pipeline_name}.{tuner_id}")
     if context is None:
         return []
@@ -54,10 +57,13 @@ def check_hyperparameter_source(config: Config, tuner_id: str) -> str:
                 "(point it at a Tuner's best_hyperparameters artifact folder)"
             )
         return f"imported from {uri}"
-    found = earlier_tuner_results(config.metadata_path, config.pipeline_name, tuner_id)
+    from pipeline.metadata_connection import describe, metadata_target
+
+    target = metadata_target(config)
+    found = earlier_tuner_results(target, config.pipeline_name, tuner_id)
     if not found:
         raise RetrainingError(
             f"tuning is off and no earlier Tuner result of pipeline '{config.pipeline_name}' exists in "
-            f"MLMD ({config.metadata_path}): run once with the tuner on, or give --hyperparameters URI"
+            f"MLMD ({describe(target)}): run once with the tuner on, or give --hyperparameters URI"
         )
     return f"latest Tuner result in MLMD ({found[-1]})"

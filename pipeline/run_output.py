@@ -338,6 +338,13 @@ def describe_outputs(outputs: dict[str, list]) -> str:
         if _prop(pushed, "pushed", 0):
             return f"registered {_prop(pushed, 'model_name', '')} version {_prop(pushed, 'pushed_version')}"
         return f"not registered: {_prop(pushed, 'pushed_reason', '')}"
+    if "InfraBlessing" in outputs:
+        check = outputs["InfraBlessing"][-1]
+        if not _prop(check, "blessed", 0):
+            return f"not passed: {_prop(check, 'blessing_message', '')}"
+        p50 = _prop(check, "latency_ms_serving_default_100docs_p50")
+        latency = f", p50 {p50:.1f} ms for 100 documents" if p50 is not None else ""
+        return f"servable (load {_prop(check, 'load_s', float('nan')):.1f} s{latency})"
     if "ModelEvaluation" in outputs:
         evaluation = outputs["ModelEvaluation"][-1]
         blessed = "blessed" if _prop(evaluation, "blessed", 0) else "NOT blessed"

@@ -32,8 +32,19 @@ class TransformRun:
         return files
 
 
-def run_until_transform(home: str | Path, queries: int = 150, spans: int = 1, seed: int = 7) -> TransformRun:
-    """Generates sample data under ``home`` and runs the pipeline's components up to Transform."""
+def run_until_transform(
+    home: str | Path,
+    queries: int = 150,
+    spans: int = 1,
+    seed: int = 7,
+    beam_args: list[str] | None = None,
+    transform_overrides: dict[str, str] | None = None,
+) -> TransformRun:
+    """Generates sample data under ``home`` and runs the pipeline's components up to Transform.
+
+    ``beam_args``: the Beam components' args (default: the config's DirectRunner args);
+    ``transform_overrides``: ``transform.overrides`` (feature -> transform).
+    """
     from tfx import v1 as tfx
     from tfx.orchestration import pipeline as tfx_pipeline
 
@@ -52,6 +63,8 @@ def run_until_transform(home: str | Path, queries: int = 150, spans: int = 1, se
             "sample_data.queries": queries,
             "sample_data.seed": seed,
             "tuner.enabled": False,
+            "beam_args": beam_args,
+            "transform.overrides": transform_overrides,
         },
     )
     ensure_sample_data(config)
@@ -69,6 +82,8 @@ def run_until_transform(home: str | Path, queries: int = 150, spans: int = 1, se
     )
     tfx.orchestration.LocalDagRunner().run(pipeline)
     report = latest_run_report(config.metadata_path)
+    if set(report.executions.values()) != {"COMPLETE"}:
+        raise RuntimeError(f"the run up to Transform did not complete: {report.executions}")
     examples = report.artifact("Examples")
     return TransformRun(
         examples_uri=examples.uri,

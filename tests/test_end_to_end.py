@@ -24,6 +24,7 @@ EXPECTED_NODES = {
     "Tuner",
     "Trainer",
     "RankingEvaluator",
+    "ServingCheck",
     "RegistryPusher",
 }
 

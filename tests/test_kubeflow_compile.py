@@ -153,9 +153,7 @@ def test_cli_compile_writes_into_the_output_dir(tmp_path, capsys):
 
 
 def test_dockerfile_reproduces_the_tested_environment():
+    """The Dockerfile's stages, copied paths and entry points: tests/test_dockerfile.py."""
     dockerfile = (REPO / "kubeflow" / "Dockerfile").read_text()
-    assert re.search(r"^FROM python:3\.11", dockerfile, re.M)
     assert "uv pip sync --system requirements.lock" in dockerfile
     assert "COPY schemas ./schemas" in dockerfile and "WORKDIR /ltr" in dockerfile
-    entrypoint = json.loads(re.search(r"^ENTRYPOINT (.*)$", dockerfile, re.M).group(1))
-    assert entrypoint == CONTAINER_COMMAND

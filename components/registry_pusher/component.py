@@ -29,6 +29,7 @@ class RegistryPusher(base_component.BaseComponent):
         registry_root: str,
         model_name: str,
         model_blessing: types.BaseChannel | None = None,
+        infra_blessing: types.BaseChannel | None = None,
         model_evaluation: types.BaseChannel | None = None,
         model_run: types.BaseChannel | None = None,
         examples: types.BaseChannel | None = None,
@@ -41,6 +42,7 @@ class RegistryPusher(base_component.BaseComponent):
             spec=RegistryPusherSpec(
                 model=model,
                 model_blessing=model_blessing,
+                infra_blessing=infra_blessing,
                 model_evaluation=model_evaluation,
                 model_run=model_run,
                 examples=examples,

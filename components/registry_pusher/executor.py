@@ -32,6 +32,22 @@ def _blessing(input_dict) -> tuple[bool, str]:
     return blessed, message or ("blessed" if blessed else "not blessed")
 
 
+def _infra_blessing(input_dict, model_path: str) -> tuple[bool, str, str]:
+    """(passed, reason, path to register): the serving check's stamped model (with warmup) if it has one."""
+    infra = input_dict.get("infra_blessing") or []
+    if not infra:
+        return True, "", model_path
+    blessing = infra[0]
+    reason = ""
+    if blessing.has_custom_property("blessing_message"):
+        reason = blessing.get_string_custom_property("blessing_message")
+    if blessing.get_int_custom_property("blessed") != 1:
+        return False, reason or "serving check failed", model_path
+    if blessing.get_int_custom_property("has_model") == 1:
+        model_path = path_utils.stamped_model_path(blessing.uri)
+    return True, reason, model_path
+
+
 def _examples_lineage(input_dict) -> list[dict[str, Any]]:
     lineage = []
     for examples in input_dict.get("examples") or []:
@@ -67,6 +83,9 @@ class Executor(base_executor.BaseExecutor):
         pushed.set_int_custom_property("model_artifact_id", model.id)
 
         blessed, reason = _blessing(input_dict)
+        served, served_reason, model_path = _infra_blessing(input_dict, path_utils.serving_model_path(model.uri))
+        if blessed and not served:
+            blessed, reason = False, f"serving check failed: {served_reason}"
         if not blessed:
             logging.warning("Model %s is not registered: %s", model.id, reason)
             pushed.set_int_custom_property("pushed", 0)
@@ -85,7 +104,7 @@ class Executor(base_executor.BaseExecutor):
             "examples": _examples_lineage(input_dict),
             "pipeline_run_id": getattr(context, "pipeline_run_id", None) if context else None,
         }
-        for key in ("model_blessing", "model_evaluation", "model_run"):
+        for key in ("model_blessing", "infra_blessing", "model_evaluation", "model_run"):
             if input_dict.get(key):
                 metadata[f"{key}_artifact_id"] = input_dict[key][0].id
         registry = open_registry(
@@ -94,7 +113,7 @@ class Executor(base_executor.BaseExecutor):
             exec_properties.get("mlflow_tracking_uri") or "",
             exec_properties.get("mlflow_experiment") or "",
         )
-        registered = registry.register(model_name, path_utils.serving_model_path(model.uri), metadata)
+        registered = registry.register(model_name, model_path, metadata)
         if registered.newly_registered:
             logging.info(
                 "Registered model %s as %s version %d at %s", model.id, model_name, registered.version, registered.path

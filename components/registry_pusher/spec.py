@@ -16,6 +16,9 @@ class RegistryPusherSpec(ComponentSpec):
         "model": ChannelParameter(type=standard_artifacts.Model),
         # Without a blessing every model is pushed (as TFX's Pusher without one).
         "model_blessing": ChannelParameter(type=standard_artifacts.ModelBlessing, optional=True),
+        # The serving check's verdict (components/serving_check); when blessed it holds the
+        # model with its TF Serving warmup requests, which is then what gets registered.
+        "infra_blessing": ChannelParameter(type=standard_artifacts.InfraBlessing, optional=True),
         "model_evaluation": ChannelParameter(type=standard_artifacts.ModelEvaluation, optional=True),
         "model_run": ChannelParameter(type=standard_artifacts.ModelRun, optional=True),
         # Only read for lineage (spans, versions, artifact ids) recorded with the version.
