@@ -58,9 +58,9 @@ def test_stages_ran_in_at_least_two_external_worker_processes(runs):
 
 def test_example_gen_writes_the_same_records_as_on_the_direct_runner(runs):
     direct, portable, _, _ = runs
-    for split in ("train", "eval"):
+    for split in ("train", "eval", "test"):
         assert _canonical(_records(portable, split)) == _canonical(_records(direct, split)), split
-    assert len(_records(direct, "train")) + len(_records(direct, "eval")) == QUERIES
+    assert sum(len(_records(direct, split)) for split in ("train", "eval", "test")) == QUERIES
 
 
 def test_transform_graph_gives_the_same_outputs_as_on_the_direct_runner(runs):

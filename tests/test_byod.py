@@ -336,7 +336,7 @@ def test_too_many_bad_rows_inside_example_gen_is_one_line(tmp_path, capsys):
 
 
 # ---- end to end: init, then run with the generated files, no hand edits -------------------------
-FAST = ["--train-steps", "12", "--tuner-trials", "1", "--tuner-steps", "6"]
+FAST = ["--train-steps", "40", "--tuner-trials", "1", "--tuner-steps", "6"]
 NODES = ["ImportSchemaGen", "ElwcExampleGen", "Transform", "Tuner", "Trainer", "RankingEvaluator", "RegistryPusher"]
 
 
@@ -344,9 +344,9 @@ NODES = ["ImportSchemaGen", "ElwcExampleGen", "Transform", "Tuner", "Trainer", "
 def test_init_then_run_registers_a_model(tmp_path, capsys, kind):
     data = tmp_path / "data"
     if kind == "letor":
-        write_letor(data, queries=40, features=12)
+        write_letor(data, queries=80, features=12)
     else:
-        write_unusual_csv(data, queries=40)
+        write_unusual_csv(data, queries=80)
     before = tree(data)
     project = tmp_path / "project"
     code, _, err = run_cli(capsys, "init", "--data", str(data), "--out", str(project))
