@@ -22,15 +22,19 @@ import csv
 import dataclasses
 import gzip
 import json
-import re
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
 from components.elwc_example_gen.columns import COLUMN_COUNT, UNPARSEABLE_LINE
-from modules.features import FeatureSet, Role
+from components.elwc_example_gen.rows import MISSING_TOKENS
+from components.elwc_example_gen.sources import blank_undecodable_lines
+from modules.features import Dtype, FeatureSet, Role
+
+_MISSING_TEXT = pa.array(sorted(MISSING_TOKENS), pa.string())
 
 FORMATS = ("auto", "csv", "jsonl", "parquet", "letor", "elwc")
 _EXTENSIONS = {
@@ -49,7 +53,6 @@ _EXTENSIONS = {
     ".tfrecords": "elwc",
     ".elwc": "elwc",
 }
-_DOCID_COMMENT = re.compile(r"docid\s*=\s*(\S+)")
 
 
 class UnknownFormatError(ValueError):
@@ -67,6 +70,10 @@ class FormatOptions:
     # document features, in schema order, are indices 1, 2, 3, ...
     letor_features: dict[str, str] = dataclasses.field(default_factory=dict)
     csv_delimiter: str = ""  # "" = ',' (or tab for .tsv)
+    # A truncated or corrupt compressed file: "fail" the run naming it, or "dead_letter" it whole.
+    on_corrupt_file: str = "fail"
+    # Text inputs (LETOR) are parsed in chunks of about this many bytes.
+    chunk_bytes: int = 32 << 20
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)
@@ -125,7 +132,9 @@ def dead_letter_entry(reason: str, source: str, line: int, detail: str, raw: obj
 
 
 def read_csv(data: bytes, source: str, options: FormatOptions, feature_set: FeatureSet) -> RawFile:
-    data = maybe_gunzip(data)
+    data, undecodable = blank_undecodable_lines(maybe_gunzip(data), source)
+    if undecodable and undecodable[0]["line"] == 1:
+        raise ValueError(f"{source}: the header line is not valid UTF-8: {undecodable[0]['detail']}")
     delimiter = options.csv_delimiter or ("\t" if source.lower().removesuffix(".gz").endswith(".tsv") else ",")
     first_line = data.split(b"\n", 1)[0].decode("utf-8-sig").rstrip("\r")
     header = next(csv.reader([first_line], delimiter=delimiter), [])
@@ -165,7 +174,13 @@ def read_csv(data: bytes, source: str, options: FormatOptions, feature_set: Feat
     )
     lines = _csv_data_lines(data, table.num_rows, invalid)
     columns = {wanted[name]: table.column(name).combine_chunks() for name in present}
-    return RawFile(columns, table.num_rows, lines, invalid, lambda i: {n: table.column(n)[i].as_py() for n in present})
+    return RawFile(
+        columns,
+        table.num_rows,
+        lines,
+        invalid + undecodable,
+        lambda i: {n: table.column(n)[i].as_py() for n in present},
+    )
 
 
 def _csv_data_lines(data: bytes, num_rows: int, invalid: list[dict]) -> np.ndarray:
@@ -206,11 +221,10 @@ def _stringify(value: object) -> str | None:
 
 
 def read_jsonl(data: bytes, source: str, options: FormatOptions, feature_set: FeatureSet) -> RawFile:
-    data = maybe_gunzip(data)
+    data, dead = blank_undecodable_lines(maybe_gunzip(data), source)
     wanted = {options.source_column(f.name): f.name for f in feature_set.features}
     values: dict[str, list] = {name: [] for name in wanted.values()}
     lines: list[int] = []
-    dead: list[dict] = []
     for number, line in enumerate(data.splitlines(), start=1):
         if not line.strip():
             continue
@@ -242,49 +256,153 @@ def read_parquet(data: bytes, source: str, options: FormatOptions, feature_set: 
     )
 
 
-def read_letor(data: bytes, source: str, options: FormatOptions, feature_set: FeatureSet) -> RawFile:
-    """SVMlight/LETOR: ``label qid:Q idx:val ... [# comment]``; an absent index is a missing value."""
-    data = maybe_gunzip(data)
+_LETOR_QID = r"(?s)^[^#]*\sqid:(?P<qid>[^\s#]*)"
+_LETOR_DOCID = r"docid\s*=\s*(?P<docid>\S+)"
+
+
+def letor_lines(data: bytes) -> tuple[pa.Array, np.ndarray]:
+    """(every physical line as a string array, trailing newline kept; each line's index)."""
+    buffer = np.frombuffer(data, np.uint8)
+    starts = np.concatenate(([0], np.flatnonzero(buffer == 10) + 1))
+    if len(starts) > 1 and starts[-1] == len(buffer):
+        starts = starts[:-1]
+    if not len(buffer):
+        starts = starts[:0]
+    offsets = np.append(starts, len(buffer)).astype(np.int32)
+    lines = pa.Array.from_buffers(pa.string(), len(starts), [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+    return lines, np.arange(len(starts))
+
+
+def letor_query_ids(lines: pa.Array) -> pa.Array:
+    """The query id of each LETOR line (its last ``qid:`` token before any ``#``); null where absent."""
+    found = pc.extract_regex(lines, _LETOR_QID)
+    return pc.struct_field(found, [0])
+
+
+def read_letor(
+    data: bytes, source: str, options: FormatOptions, feature_set: FeatureSet, first_line: int = 1
+) -> RawFile:
+    """SVMlight/LETOR ``label qid:Q idx:val ... [# comment]``, column-wise (pyarrow + numpy).
+
+    An absent index is a missing value; a ``docid = D`` comment fills the ``role:doc_id``
+    feature; a token without ``:`` (or with an empty index) sets the line aside. Feature
+    values are split and parsed for the whole chunk at once; a feature whose values do not
+    all parse as finite numbers is typed from its text, value by value (:mod:`columns`),
+    so that each bad row is named exactly.
+    """
+    data, dead = blank_undecodable_lines(maybe_gunzip(data), source, first_line)
     index_to_name = options.letor_map(feature_set)
     label = feature_set.label.name
     query_id = feature_set.query_id.name
     doc_id = feature_set.single(Role.DOC_ID)
-    names = [label, query_id, *dict.fromkeys(index_to_name.values())]
+    names = list(dict.fromkeys(index_to_name.values()))
+    lines, _ = letor_lines(data)
+    has_comments = b"#" in data
+    if has_comments:
+        parts = pc.extract_regex(lines, r"(?s)^(?P<body>[^#]*)(?:#(?P<comment>.*))?$")
+        body, comment = pc.struct_field(parts, [0]), pc.struct_field(parts, [1])
+    else:
+        body, comment = lines, None
+    body = pc.utf8_trim_whitespace(body)
+    blank = pc.equal(pc.binary_length(body), 0).to_numpy(zero_copy_only=False)
+    # A blank line would split into one empty token: give it none.
+    tokens = pc.utf8_split_whitespace(pc.if_else(pa.array(blank), pa.scalar(None, pa.string()), body))
+    counts = pc.list_value_length(tokens).fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+    flat = pc.list_flatten(tokens)
+    token_offsets = np.concatenate(([0], np.cumsum(counts)))
+    nonempty = counts > 0
+    # Tokens after the label: index:value (qid:Q too).
+    is_first = np.zeros(len(flat), bool)
+    is_first[token_offsets[:-1][nonempty]] = True
+    rest = flat.filter(pa.array(~is_first))
+    rest_line = np.repeat(np.arange(len(counts)), np.maximum(counts - 1, 0))
+    colon = pc.find_substring(rest, ":").to_numpy(zero_copy_only=False)
+    malformed = colon <= 0
+    bad_line = np.zeros(len(counts), bool)
+    if malformed.any():
+        positions = np.flatnonzero(malformed)
+        first_bad = {}
+        for position in positions.tolist():
+            first_bad.setdefault(int(rest_line[position]), position)
+        text = lines.to_pylist() if first_bad else []
+        for line_index, position in sorted(first_bad.items()):
+            bad_line[line_index] = True
+            token = rest[position].as_py()
+            problem = f"malformed token '{token}' (expected index:value)"
+            raw = text[line_index].rstrip("\r\n")
+            dead.append(dead_letter_entry(UNPARSEABLE_LINE, source, first_line + line_index, problem, raw))
+    good_lines = np.flatnonzero(nonempty & ~bad_line)
+    row_of_line = np.full(len(counts), -1, np.int64)
+    row_of_line[good_lines] = np.arange(len(good_lines))
+    num_rows = len(good_lines)
+
+    keep = ~malformed & (row_of_line[rest_line] >= 0)
+    pairs = pc.split_pattern(rest.filter(pa.array(keep)), ":", max_splits=1)
+    pair_values = pc.list_flatten(pairs)
+    keys = pair_values.take(pa.array(np.arange(0, len(pair_values), 2)))
+    values = pair_values.take(pa.array(np.arange(1, len(pair_values), 2)))
+    rows = row_of_line[rest_line[keep]]
+    column_of_key = {key: names.index(name) for key, name in index_to_name.items()}
+    key_list = list(column_of_key)
+    found = pc.index_in(keys, value_set=pa.array(key_list, pa.string()))
+    mapped = ~found.is_null().to_numpy(zero_copy_only=False)
+    key_index = found.fill_null(0).to_numpy(zero_copy_only=False)
+    column = np.asarray([column_of_key[k] for k in key_list] or [0], np.int64)[key_index[mapped]]
+    rows, values = rows[mapped], values.filter(pa.array(mapped))
+    # Which token (index into ``values``) gives each (row, feature); the last one wins, as in a dict.
+    token_of = np.full((num_rows, len(names)), -1, np.int64)
+    token_of[rows, column] = np.arange(len(rows))
+
+    columns: dict[str, pa.Array] = {}
+    columns[label] = flat.take(pa.array(token_offsets[:-1][good_lines]))
+    columns[query_id] = letor_query_ids(lines.take(pa.array(good_lines)))
     if doc_id is not None:
-        names.append(doc_id.name)
-    values: dict[str, list] = {name: [] for name in names}
-    lines: list[int] = []
-    dead: list[dict] = []
-    texts: list[str] = []
-    for number, raw_line in enumerate(data.decode("utf-8").splitlines(), start=1):
-        body, _, comment = raw_line.partition("#")
-        tokens = body.split()
-        if not tokens:
-            continue
-        row = {label: tokens[0]}
-        problem = None
-        for token in tokens[1:]:
-            key, sep, value = token.partition(":")
-            if not sep or not key:
-                problem = f"malformed token '{token}' (expected index:value)"
-                break
-            if key == "qid":
-                row[query_id] = value
-            elif key in index_to_name:
-                row[index_to_name[key]] = value
-        if problem:
-            dead.append(dead_letter_entry(UNPARSEABLE_LINE, source, number, problem, raw_line))
-            continue
-        if doc_id is not None:
-            match = _DOCID_COMMENT.search(comment)
-            if match:
-                row[doc_id.name] = match.group(1)
-        lines.append(number)
-        texts.append(raw_line)
-        for name, column in values.items():
-            column.append(row.get(name))
-    columns = {name: pa.array(column, pa.string()) for name, column in values.items()}
-    return RawFile(columns, len(lines), np.asarray(lines, np.int64), dead, lambda i: texts[i])
+        if comment is not None:
+            columns[doc_id.name] = pc.struct_field(
+                pc.extract_regex(comment.take(pa.array(good_lines)), _LETOR_DOCID), [0]
+            )
+        else:
+            columns[doc_id.name] = pa.nulls(num_rows, pa.string())
+    numbers = _letor_numbers(values)
+    for j, name in enumerate(names):
+        positions = token_of[:, j]
+        absent = positions < 0
+        feature = feature_set[name] if name in {f.name for f in feature_set.features} else None
+        if numbers is not None and feature is not None and feature.dtype != Dtype.BYTES:
+            typed = np.append(numbers, np.nan)[np.where(absent, len(numbers), positions)]
+            finite = np.isfinite(typed) | np.isnan(typed)
+            integral = feature.dtype != Dtype.INT or bool(np.all(np.isnan(typed) | (np.floor(typed) == typed)))
+            if finite.all() and integral:
+                columns[name] = pa.array(typed, pa.float64(), mask=absent | np.isnan(typed))
+                continue
+        columns[name] = values.take(pa.array(positions, mask=absent))
+    line_numbers = (first_line + good_lines).astype(np.int64)
+    good_text = lines.take(pa.array(good_lines))
+    return RawFile(columns, num_rows, line_numbers, dead, lambda i: good_text[i].as_py().rstrip("\r\n"))
+
+
+def _letor_numbers(values: pa.Array) -> np.ndarray | None:
+    """All values as float64 (NaN where missing), or None if any does not parse as a number."""
+    missing = pc.is_in(values, value_set=_MISSING_TEXT)
+    try:
+        numbers = pc.if_else(missing, pa.scalar(None, pa.string()), values).cast(pa.float64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    return numbers.to_numpy(zero_copy_only=False)
+
+
+def read_query_ids(data: bytes, source: str, fmt: str, options: FormatOptions, feature_set: FeatureSet) -> pa.Array:
+    """The raw query id of every row of a chunk (CSV, Parquet, LETOR), cheaply: only that column is parsed."""
+    if fmt == "letor":
+        data, _ = blank_undecodable_lines(maybe_gunzip(data), source)
+        return letor_query_ids(letor_lines(data)[0])
+    name = options.source_column(feature_set.query_id.name)
+    if fmt == "parquet":
+        table = pq.read_table(pa.BufferReader(data))
+        return table.column(name).combine_chunks() if name in table.column_names else pa.nulls(table.num_rows)
+    single = dataclasses.replace(options, columns={feature_set.query_id.name: name})
+    only_query = FeatureSet((feature_set.query_id, feature_set.label))
+    return read_csv(data, source, single, only_query).columns.get(feature_set.query_id.name, pa.nulls(0))
 
 
 READERS = {"csv": read_csv, "jsonl": read_jsonl, "parquet": read_parquet, "letor": read_letor}
