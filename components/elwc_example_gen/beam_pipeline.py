@@ -41,6 +41,7 @@ from components.elwc_example_gen import formats, sources
 from components.elwc_example_gen.elwc_input import elwc_file_pieces
 from components.elwc_example_gen.pieces import Piece, assemble, chunk_lists
 from components.elwc_example_gen.summary import MergeStats
+from components.elwc_example_gen.tfrecord_sink import WriteToGzipTFRecord
 from modules.features import FeatureSet, feature_set_from_schema
 
 NAMESPACE = "ElwcExampleGen"
@@ -311,15 +312,18 @@ def build_graph(
         stats += [read[STATS_TAG], assembled[STATS_TAG]]
         records += [read.records, assembled.records]
 
-    all_records = records | "AllRecords" >> beam.Flatten()
-    by_split = all_records | "BySplit" >> beam.Partition(lambda item, n: item[0], len(split_names))
-    for index, name in enumerate(split_names):
-        (
-            by_split[index]
-            | f"Record[{name}]" >> beam.Map(lambda item: item[1])
-            | f"Write[{name}]"
-            >> beam.io.WriteToTFRecord(os.path.join(split_uris[name], "data_tfrecord"), file_name_suffix=".gz")
-        )
+    # Each stream of records is written where it is produced (no Flatten), so nothing waits in memory.
+    for stream, stream_records in enumerate(records):
+        by_split = stream_records | f"BySplit[{stream}]" >> beam.Partition(lambda item, n: item[0], len(split_names))
+        for index, name in enumerate(split_names):
+            (
+                by_split[index]
+                | f"Record[{stream}][{name}]" >> beam.Map(lambda item: item[1])
+                | f"Write[{stream}][{name}]"
+                >> WriteToGzipTFRecord(
+                    os.path.join(split_uris[name], f"data_tfrecord-{stream}"), file_name_suffix=".gz"
+                )
+            )
     (
         dead_letters
         | "AllDeadLetters" >> beam.Flatten()

@@ -256,27 +256,100 @@ def read_parquet(data: bytes, source: str, options: FormatOptions, feature_set: 
     )
 
 
-_LETOR_QID = r"(?s)^[^#]*\sqid:(?P<qid>[^\s#]*)"
 _LETOR_DOCID = r"docid\s*=\s*(?P<docid>\S+)"
+_QID_TAG = np.frombuffer(b"qid:", "<u4")[0]
 
 
-def letor_lines(data: bytes) -> tuple[pa.Array, np.ndarray]:
-    """(every physical line as a string array, trailing newline kept; each line's index)."""
-    buffer = np.frombuffer(data, np.uint8)
-    starts = np.concatenate(([0], np.flatnonzero(buffer == 10) + 1))
-    if len(starts) > 1 and starts[-1] == len(buffer):
-        starts = starts[:-1]
-    if not len(buffer):
-        starts = starts[:0]
-    offsets = np.append(starts, len(buffer)).astype(np.int32)
-    lines = pa.Array.from_buffers(pa.string(), len(starts), [None, pa.py_buffer(offsets), pa.py_buffer(data)])
-    return lines, np.arange(len(starts))
+@dataclasses.dataclass
+class LetorText:
+    """One chunk of LETOR text split into lines, its ``#`` comments blanked out (numpy, no per-line Python).
+
+    ``lines[i]`` is physical line i without its comment (the newline kept); ``comments`` maps the
+    lines that have one to their comment text.
+    """
+
+    buffer: np.ndarray
+    starts: np.ndarray
+    ends: np.ndarray  # exclusive, before the newline
+    lines: pa.Array
+    body: np.ndarray  # the buffer with comments blanked
+    hashes: np.ndarray  # positions of '#'
+
+    @classmethod
+    def parse(cls, data: bytes) -> LetorText:
+        buffer = np.frombuffer(data, np.uint8)
+        newlines = np.flatnonzero(buffer == 10)
+        starts = np.concatenate(([0], newlines + 1))
+        ends = np.concatenate((newlines, [len(buffer)]))
+        if len(starts) and starts[-1] == len(buffer):  # nothing after the last newline
+            starts, ends = starts[:-1], ends[:-1]
+        hashes = np.flatnonzero(buffer == 35)
+        body = buffer
+        if len(hashes):
+            body = buffer.copy()
+            line_of_hash = np.searchsorted(starts, hashes, side="right") - 1
+            first = np.concatenate(([True], np.diff(line_of_hash) != 0))
+            delta = np.zeros(len(buffer) + 1, np.int8)
+            delta[hashes[first]] += 1
+            delta[ends[line_of_hash[first]]] -= 1
+            body[np.cumsum(delta[:-1], dtype=np.int8) > 0] = 32  # the comment becomes spaces
+        offsets = np.append(starts, len(buffer)).astype(np.int32)
+        lines = pa.Array.from_buffers(pa.string(), len(starts), [None, pa.py_buffer(offsets), pa.py_buffer(body)])
+        return cls(buffer, starts, ends, lines, body, hashes)
+
+    def comments(self, rows: np.ndarray) -> pa.Array:
+        """The comment (after the first ``#``) of each line in ``rows``; null where it has none."""
+        if not len(self.hashes):
+            return pa.nulls(len(rows), pa.string())
+        line_of_hash = np.searchsorted(self.starts, self.hashes, side="right") - 1
+        first = np.concatenate(([True], np.diff(line_of_hash) != 0))
+        begin = np.full(len(self.starts), -1, np.int64)
+        begin[line_of_hash[first]] = self.hashes[first] + 1
+        begin, end = begin[rows], self.ends[rows]
+        has = begin >= 0
+        lengths = np.where(has, end - begin, 0)
+        return _gather(self.buffer, np.where(has, begin, 0), lengths, has)
+
+    def query_ids(self) -> pa.Array:
+        """Each line's query id: its last ``qid:`` token outside the comment (null where none)."""
+        body = self.body
+        found = []
+        for shift in range(4):  # "qid:" at any alignment, compared 4 bytes at a time
+            usable = (len(body) - shift) // 4 * 4
+            words = body[shift : shift + usable].view("<u4")
+            found.append(np.flatnonzero(words == _QID_TAG) * 4 + shift)
+        at = np.sort(np.concatenate(found))
+        at = at[(at > 0) & _IS_WHITESPACE[body[np.maximum(at - 1, 0)]]]  # a token of its own, not the label
+        line = np.searchsorted(self.starts, at, side="right") - 1
+        last = np.concatenate((np.diff(line) != 0, [True])) if len(at) else at.astype(bool)
+        at, line = at[last] + 4, line[last]
+        space = np.append(np.flatnonzero(_IS_WHITESPACE[body]), len(body))
+        end = np.minimum(space[np.searchsorted(space, at)], self.ends[line])
+        start = np.zeros(len(self.starts), np.int64)
+        length = np.zeros(len(self.starts), np.int64)
+        valid = np.zeros(len(self.starts), bool)
+        start[line], length[line], valid[line] = at, end - at, True
+        return _gather(body, start, length, valid)
+
+    def raw_line(self, index: int) -> str:
+        return bytes(self.buffer[self.starts[index] : self.ends[index]]).decode().rstrip("\r")
 
 
-def letor_query_ids(lines: pa.Array) -> pa.Array:
-    """The query id of each LETOR line (its last ``qid:`` token before any ``#``); null where absent."""
-    found = pc.extract_regex(lines, _LETOR_QID)
-    return pc.struct_field(found, [0])
+_IS_WHITESPACE = np.zeros(256, bool)
+_IS_WHITESPACE[list(b" \t\n\r\x0b\x0c")] = True
+
+
+def _gather(buffer: np.ndarray, start: np.ndarray, length: np.ndarray, valid: np.ndarray) -> pa.Array:
+    """String array of ``buffer[start[i]:start[i] + length[i]]`` (null where not ``valid``)."""
+    length = np.where(valid, length, 0)
+    offsets = np.zeros(len(length) + 1, np.int64)
+    np.cumsum(length, out=offsets[1:])
+    index = np.repeat(start - offsets[:-1], length) + np.arange(offsets[-1])
+    data = buffer[index] if len(index) else np.zeros(0, np.uint8)
+    validity = None if valid.all() else pa.py_buffer(np.packbits(valid, bitorder="little"))
+    return pa.Array.from_buffers(
+        pa.string(), len(length), [validity, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(data)]
+    )
 
 
 def read_letor(
@@ -296,14 +369,9 @@ def read_letor(
     query_id = feature_set.query_id.name
     doc_id = feature_set.single(Role.DOC_ID)
     names = list(dict.fromkeys(index_to_name.values()))
-    lines, _ = letor_lines(data)
-    has_comments = b"#" in data
-    if has_comments:
-        parts = pc.extract_regex(lines, r"(?s)^(?P<body>[^#]*)(?:#(?P<comment>.*))?$")
-        body, comment = pc.struct_field(parts, [0]), pc.struct_field(parts, [1])
-    else:
-        body, comment = lines, None
-    body = pc.utf8_trim_whitespace(body)
+    text = LetorText.parse(data)
+    lines = text.lines
+    body = pc.utf8_trim_whitespace(lines)
     blank = pc.equal(pc.binary_length(body), 0).to_numpy(zero_copy_only=False)
     # A blank line would split into one empty token: give it none.
     tokens = pc.utf8_split_whitespace(pc.if_else(pa.array(blank), pa.scalar(None, pa.string()), body))
@@ -324,12 +392,11 @@ def read_letor(
         first_bad = {}
         for position in positions.tolist():
             first_bad.setdefault(int(rest_line[position]), position)
-        text = lines.to_pylist() if first_bad else []
         for line_index, position in sorted(first_bad.items()):
             bad_line[line_index] = True
             token = rest[position].as_py()
             problem = f"malformed token '{token}' (expected index:value)"
-            raw = text[line_index].rstrip("\r\n")
+            raw = text.raw_line(line_index)
             dead.append(dead_letter_entry(UNPARSEABLE_LINE, source, first_line + line_index, problem, raw))
     good_lines = np.flatnonzero(nonempty & ~bad_line)
     row_of_line = np.full(len(counts), -1, np.int64)
@@ -355,21 +422,18 @@ def read_letor(
 
     columns: dict[str, pa.Array] = {}
     columns[label] = flat.take(pa.array(token_offsets[:-1][good_lines]))
-    columns[query_id] = letor_query_ids(lines.take(pa.array(good_lines)))
+    columns[query_id] = text.query_ids().take(pa.array(good_lines))
     if doc_id is not None:
-        if comment is not None:
-            columns[doc_id.name] = pc.struct_field(
-                pc.extract_regex(comment.take(pa.array(good_lines)), _LETOR_DOCID), [0]
-            )
-        else:
-            columns[doc_id.name] = pa.nulls(num_rows, pa.string())
+        columns[doc_id.name] = pc.struct_field(pc.extract_regex(text.comments(good_lines), _LETOR_DOCID), [0])
     numbers = _letor_numbers(values)
+    if numbers is not None:
+        numbers = np.append(numbers, np.nan)  # index len(values): an absent value
     for j, name in enumerate(names):
         positions = token_of[:, j]
         absent = positions < 0
         feature = feature_set[name] if name in {f.name for f in feature_set.features} else None
         if numbers is not None and feature is not None and feature.dtype != Dtype.BYTES:
-            typed = np.append(numbers, np.nan)[np.where(absent, len(numbers), positions)]
+            typed = numbers[np.where(absent, len(numbers) - 1, positions)]
             finite = np.isfinite(typed) | np.isnan(typed)
             integral = feature.dtype != Dtype.INT or bool(np.all(np.isnan(typed) | (np.floor(typed) == typed)))
             if finite.all() and integral:
@@ -377,8 +441,7 @@ def read_letor(
                 continue
         columns[name] = values.take(pa.array(positions, mask=absent))
     line_numbers = (first_line + good_lines).astype(np.int64)
-    good_text = lines.take(pa.array(good_lines))
-    return RawFile(columns, num_rows, line_numbers, dead, lambda i: good_text[i].as_py().rstrip("\r\n"))
+    return RawFile(columns, num_rows, line_numbers, dead, lambda i: text.raw_line(int(good_lines[i])))
 
 
 def _letor_numbers(values: pa.Array) -> np.ndarray | None:
@@ -395,7 +458,7 @@ def read_query_ids(data: bytes, source: str, fmt: str, options: FormatOptions, f
     """The raw query id of every row of a chunk (CSV, Parquet, LETOR), cheaply: only that column is parsed."""
     if fmt == "letor":
         data, _ = blank_undecodable_lines(maybe_gunzip(data), source)
-        return letor_query_ids(letor_lines(data)[0])
+        return LetorText.parse(data).query_ids()
     name = options.source_column(feature_set.query_id.name)
     if fmt == "parquet":
         table = pq.read_table(pa.BufferReader(data))
