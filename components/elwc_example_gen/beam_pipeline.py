@@ -64,14 +64,18 @@ def _open(readable: fileio.ReadableFile):
     return readable.open(compression_type=CompressionTypes.UNCOMPRESSED)
 
 
-def file_chunks(readable: fileio.ReadableFile, fmt: str, options: formats.FormatOptions) -> Iterator[tuple[int, bytes]]:
+def file_chunks(
+    readable: fileio.ReadableFile, fmt: str, options: formats.FormatOptions, counter: sources.LineCounter | None = None
+) -> Iterator[tuple[int, bytes]]:
     """(first line, bytes) of each chunk of a file: line-aligned chunks for LETOR, the whole file otherwise."""
     source = readable.metadata.path
+    counter = counter or sources.LineCounter()
     with _open(readable) as handle:
+        parts = counter(sources.blocks(handle, source))
         if fmt == "letor":
-            yield from sources.line_chunks(sources.blocks(handle, source), options.chunk_bytes)
+            yield from sources.line_chunks(parts, options.chunk_bytes)
         else:
-            yield 1, sources.read_all(handle, source)
+            yield 1, b"".join(parts)
 
 
 def chunk_query_ids(data: bytes, source: str, fmt: str, options: formats.FormatOptions, feature_set: FeatureSet):
@@ -105,14 +109,13 @@ class CountQueries(_SchemaDoFn):
         fmt = formats.infer_format(source, self._options.format)
         if fmt not in COUNTED_FORMATS:
             return
-        rows = 0
+        counter = sources.LineCounter()
         try:
-            for _, data in file_chunks(readable, fmt, self._options):
-                rows += data.count(b"\n")
+            for _, data in file_chunks(readable, fmt, self._options, counter):
                 for query_id in chunk_query_ids(data, source, fmt, self._options, self._feature_set):
                     yield query_id, 1
         except sources.CorruptFileError as error:
-            yield beam.pvalue.TaggedOutput(CORRUPT_TAG, corrupt_entry(error, source, rows))
+            yield beam.pvalue.TaggedOutput(CORRUPT_TAG, corrupt_entry(error, source, counter.lines))
 
 
 class ReadChunks(_SchemaDoFn):

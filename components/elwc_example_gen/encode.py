@@ -7,7 +7,8 @@ is built at once with numpy (varints, float bytes) and joined across features
 with ``pyarrow.compute.binary_join_element_wise`` (C++), skipping nulls: a
 missing value is absent from the proto, never an empty feature. The bytes are
 exactly ``SerializeToString(deterministic=True)`` of the same proto (tested
-against protobuf), so the records do not depend on which path wrote them.
+against protobuf, map key order included), so the records do not depend on
+which path wrote them.
 
 Wire format (tensorflow/core/example/{example,feature}.proto)::
 
@@ -18,6 +19,8 @@ Wire format (tensorflow/core/example/{example,feature}.proto)::
 """
 
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 import pyarrow as pa
@@ -136,11 +139,27 @@ def wrap(field_tag: bytes, messages: pa.Array) -> pa.Array:
     return _join(pa.scalar(field_tag, pa.binary()), varints(lengths), messages)
 
 
+def _compare_keys(a: bytes, b: bytes) -> int:
+    common = min(len(a), len(b))
+    if a[:common] != b[:common]:
+        return -1 if a[:common] < b[:common] else 1
+    return len(b) - len(a)  # one is a prefix of the other: the longer first
+
+
+def map_key_order(names) -> list[str]:
+    """Map keys in the order protobuf's (upb) deterministic serialization writes them.
+
+    Byte order, except that a key comes after every longer key it is a prefix of
+    (``price_change_7d`` before ``price``): upb sorts then encodes back to front.
+    """
+    return sorted(names, key=functools.cmp_to_key(lambda a, b: _compare_keys(a.encode(), b.encode())))
+
+
 def encode_examples(columns: dict[str, tuple[Dtype, pa.Array]], num_rows: int) -> pa.Array:
     """Serialized tf.Example of every row, holding only its non-missing values (``deterministic=True`` bytes)."""
     if not columns:
         return pa.array([b""] * num_rows, pa.binary())
-    entries = [feature_entries(name, *columns[name]) for name in sorted(columns)]
+    entries = [feature_entries(name, *columns[name]) for name in map_key_order(columns)]
     # "replace" by b"" (not "skip": it drops rows in pyarrow 10); with an empty separator it is the same.
     body = pc.binary_join_element_wise(*entries, _EMPTY, null_handling="replace", null_replacement="")
     examples = wrap(b"\x0a", body)  # Example.features

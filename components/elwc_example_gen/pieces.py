@@ -156,7 +156,7 @@ def frame_elwc(context: bytes, docs: list[bytes]) -> bytes:
 def assemble(pieces: list[Piece], max_list_size: int) -> tuple[bytes, int, int]:
     """One query's pieces -> (serialized ELWC, documents written, documents cut by max_list_size).
 
-    Documents of all pieces are merged in sort-key order (ties broken by source file, then line),
+    Documents of all pieces are merged by position, doc id, then source file and line,
     the context comes from the first document's row, and only the first ``max_list_size`` are kept.
     """
     cut = sum(piece.cut for piece in pieces)
@@ -169,7 +169,8 @@ def assemble(pieces: list[Piece], max_list_size: int) -> tuple[bytes, int, int]:
             for index, piece in enumerate(pieces)
             for key, doc in zip(piece.keys, piece.docs, strict=True)
         ),
-        key=lambda item: (item[0], item[1]),
+        # (position missing, position, doc id), then source file, then line.
+        key=lambda item: (item[0][:3], item[1], item[0][3]),
     )
     context = pieces[merged[0][2]].context
     docs = [item[3] for item in merged]
