@@ -209,7 +209,8 @@ def main() -> None:
 
         rows = write_mslr_data(os.path.join(work, "mslr"), MslrSpec(queries=args.queries))
         data = os.path.join(work, "mslr", "span-1")
-        described = f"{rows:,} LETOR rows x 136 features ({args.queries:,} MSLR-shaped queries, 4 files)"
+        files = len(glob.glob(os.path.join(data, "*.txt")))
+        described = f"{rows:,} LETOR rows x 136 features ({args.queries:,} MSLR-shaped queries, {files} files)"
     else:
         data = os.path.join(work, "data")
         rows = generate(data, args.rows, args.files)
