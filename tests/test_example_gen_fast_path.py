@@ -246,3 +246,15 @@ def test_line_chunks_end_at_line_ends_and_number_their_first_line():
     assert all(c.endswith(b"\n") for _, c in chunks[:-1])
     for first, chunk in chunks:
         assert b"a\nbb\nccc\nd\ne".split(b"\n")[first - 1] == chunk.split(b"\n")[0]
+
+
+def test_on_corrupt_file_is_a_checked_config_key(tmp_path):
+    from pipeline.config import ConfigError, load_config
+
+    assert load_config().examples.on_corrupt_file == "fail"
+    path = tmp_path / "c.yaml"
+    path.write_text("examples:\n  on_corrupt_file: dead_letter\n")
+    assert load_config(path).examples.on_corrupt_file == "dead_letter"
+    path.write_text("examples:\n  on_corrupt_file: skip\n")
+    with pytest.raises(ConfigError, match="on_corrupt_file.*must be fail or dead_letter"):
+        load_config(path)
