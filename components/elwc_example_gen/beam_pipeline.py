@@ -11,7 +11,8 @@
 
 A file is read a chunk at a time (LETOR: line-aligned chunks of ``chunk_bytes``;
 CSV and Parquet: the file), parsed and typed column-wise (:mod:`formats`,
-:mod:`columns`) and encoded in bulk (:mod:`encode`). A first, light pass counts
+:mod:`columns`) and encoded in bulk (:mod:`encode`), two chunks at a time in
+threads (numpy and pyarrow release the GIL). A first, light pass counts
 in how many chunks each query id occurs: a query found in one chunk only is a
 complete list, written straight from that chunk, so nothing proportional to the
 data is held in memory. Only queries spread over several chunks or files (and
@@ -23,10 +24,11 @@ split of a list is a hash of its query id, so a query is never in two splits.
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import hashlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import apache_beam as beam
 import numpy as np
@@ -52,6 +54,8 @@ CORRUPT_TAG = "corrupt"
 MAX_DEAD_LETTER_RAW_CHARS = 2000
 # Formats whose query ids are counted first, so that their complete lists skip the GroupByKey.
 COUNTED_FORMATS = ("csv", "parquet", "letor")
+# Chunks of one file parsed at once, in threads (numpy and pyarrow release the GIL).
+PARSE_THREADS = min(2, os.cpu_count() or 1)
 
 
 def query_bucket(query_id: bytes, total_buckets: int) -> int:
@@ -76,6 +80,22 @@ def file_chunks(
             yield from sources.line_chunks(parts, options.chunk_bytes)
         else:
             yield 1, b"".join(parts)
+
+
+def pipelined(function: Callable, items: Iterable, threads: int | None = None) -> Iterator:
+    """``function(item)`` for each item, in order, ``threads`` at a time (at most ``threads + 1`` in memory)."""
+    threads = threads or PARSE_THREADS
+    if threads <= 1:
+        yield from map(function, items)
+        return
+    with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+        pending: collections.deque = collections.deque()
+        for item in items:
+            pending.append(pool.submit(function, item))
+            if len(pending) >= threads:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def chunk_query_ids(data: bytes, source: str, fmt: str, options: formats.FormatOptions, feature_set: FeatureSet):
@@ -110,9 +130,12 @@ class CountQueries(_SchemaDoFn):
         if fmt not in COUNTED_FORMATS:
             return
         counter = sources.LineCounter()
+        chunks = file_chunks(readable, fmt, self._options, counter)
         try:
-            for _, data in file_chunks(readable, fmt, self._options, counter):
-                for query_id in chunk_query_ids(data, source, fmt, self._options, self._feature_set):
+            for query_ids in pipelined(
+                lambda chunk: chunk_query_ids(chunk[1], source, fmt, self._options, self._feature_set), chunks
+            ):
+                for query_id in query_ids:
                     yield query_id, 1
         except sources.CorruptFileError as error:
             yield beam.pvalue.TaggedOutput(CORRUPT_TAG, corrupt_entry(error, source, counter.lines))
@@ -139,8 +162,9 @@ class ReadChunks(_SchemaDoFn):
             )
             return
         if fmt in COUNTED_FORMATS:
-            for first_line, data in file_chunks(readable, fmt, self._options):
-                yield from self._flat_chunk(data, source, fmt, first_line, shared)
+            chunks = file_chunks(readable, fmt, self._options)
+            for parsed in pipelined(lambda chunk: self._parse(chunk[1], source, fmt, chunk[0], shared), chunks):
+                yield from self._emit(*parsed)
         else:
             try:
                 with _open(readable) as handle:
@@ -158,11 +182,14 @@ class ReadChunks(_SchemaDoFn):
                     yield beam.pvalue.TaggedOutput(PIECES_TAG, (query_id, piece))
                 yield from self._finish(dead, stats)
             else:
-                yield from self._flat_chunk(data, source, fmt, 1, None)
+                yield from self._emit(*self._parse(data, source, fmt, 1, None))
         yield beam.pvalue.TaggedOutput(STATS_TAG, {"files": 1})
 
-    def _flat_chunk(self, data: bytes, source: str, fmt: str, first_line: int, shared: dict | None) -> Iterator:
-        """One chunk: complete lists written out, pieces of queries found elsewhere too tagged for grouping."""
+    def _parse(self, data: bytes, source: str, fmt: str, first_line: int, shared: dict | None) -> tuple:
+        """One chunk -> (pieces of queries found elsewhere too, complete lists, dead letter, stats).
+
+        Runs in a worker thread (numpy and pyarrow release the GIL): no Beam calls here.
+        """
         if fmt == "letor":
             raw = formats.read_letor(data, source, self._options, self._feature_set, first_line=first_line)
         else:
@@ -178,17 +205,26 @@ class ReadChunks(_SchemaDoFn):
                 dead.append(entry)
         stats = {"rows": raw.num_rows + len(raw.dead_letter), "missing": typed.missing}
         lists = chunk_lists(typed, raw.lines, self._feature_set, self._max_list_size)
+        pieces, complete_lists = [], []
         if lists is not None:
             alone = np.asarray([shared is not None and qid not in shared for qid in lists.query_ids], bool)
-            for query_id, piece in lists.pieces(np.flatnonzero(~alone), source):
-                yield beam.pvalue.TaggedOutput(PIECES_TAG, (query_id, piece))
+            pieces = lists.pieces(np.flatnonzero(~alone), source)
             complete = np.flatnonzero(alone)
             if len(complete):
                 records = lists.records(complete).to_pylist()
                 for i, record in zip(complete.tolist(), records, strict=True):
                     written = int(lists.offsets[i + 1] - lists.offsets[i])
-                    yield self._router.route(lists.query_ids[i], record, written, int(lists.cut[i]))
-                yield beam.pvalue.TaggedOutput(STATS_TAG, self._router.take_stats())
+                    complete_lists.append((lists.query_ids[i], record, written, int(lists.cut[i])))
+        return pieces, complete_lists, dead, stats
+
+    def _emit(self, pieces: list, complete_lists: list, dead: list[dict], stats: dict) -> Iterator:
+        """A parsed chunk's outputs: complete lists routed to their split, pieces to the GroupByKey."""
+        for query_id, piece in pieces:
+            yield beam.pvalue.TaggedOutput(PIECES_TAG, (query_id, piece))
+        for query_id, record, written, cut in complete_lists:
+            yield self._router.route(query_id, record, written, cut)
+        if complete_lists:
+            yield beam.pvalue.TaggedOutput(STATS_TAG, self._router.take_stats())
         yield from self._finish(dead, stats)
 
     def _finish(self, dead: list[dict], stats: dict) -> Iterator:

@@ -73,7 +73,7 @@ class FormatOptions:
     # A truncated or corrupt compressed file: "fail" the run naming it, or "dead_letter" it whole.
     on_corrupt_file: str = "fail"
     # Text inputs (LETOR) are parsed in chunks of about this many bytes.
-    chunk_bytes: int = 32 << 20
+    chunk_bytes: int = 16 << 20
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)
