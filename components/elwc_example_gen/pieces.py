@@ -1,13 +1,12 @@
-"""One file's good rows -> per-query *pieces* of an ELWC, encoded in C++.
+"""One chunk's good rows -> its queries' lists, encoded in bulk; *pieces* of queries found elsewhere too.
 
-A piece is the part of one query's list found in one file: its context
-``tf.train.Example`` (from the query's first document), its documents as
-serialized ``tf.train.Example`` in list order, and their sort keys. Rows are
-sorted and grouped with ``pyarrow`` and encoded with tfx_bsl's
-``RecordBatchToExamples`` (C++), one call per pattern of missing values so that
-a missing value is absent from the proto, never an empty feature. The Beam
-``GroupByKey`` then only moves one element per (query, file), and the common
-case (a query lives in one file) needs no re-parsing at all.
+Rows are sorted into list order and grouped by query with ``pyarrow``, and every
+document and context is encoded at once (:mod:`encode`; a missing value is
+absent from the proto, never an empty feature). A query that lives in this chunk
+only is written as a complete ELWC (:meth:`ChunkLists.records`). Otherwise the
+chunk contributes a *piece*: the query's context ``tf.train.Example`` (from its
+first document), its serialized documents in list order and their sort keys;
+the Beam ``GroupByKey`` merges the pieces of a query (:func:`assemble`).
 """
 
 from __future__ import annotations
