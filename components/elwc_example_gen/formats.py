@@ -461,8 +461,10 @@ def read_query_ids(data: bytes, source: str, fmt: str, options: FormatOptions, f
         return LetorText.parse(data).query_ids()
     name = options.source_column(feature_set.query_id.name)
     if fmt == "parquet":
-        table = pq.read_table(pa.BufferReader(data))
-        return table.column(name).combine_chunks() if name in table.column_names else pa.nulls(table.num_rows)
+        parquet = pq.ParquetFile(pa.BufferReader(data))
+        if name not in parquet.schema_arrow.names:
+            return pa.nulls(parquet.metadata.num_rows)
+        return parquet.read(columns=[name]).column(name).combine_chunks()
     single = dataclasses.replace(options, columns={feature_set.query_id.name: name})
     only_query = FeatureSet((feature_set.query_id, feature_set.label))
     return read_csv(data, source, single, only_query).columns.get(feature_set.query_id.name, pa.nulls(0))
