@@ -1,11 +1,15 @@
-"""Benchmark: ~1M flat rows -> ELWC, the ExampleGen's Beam graph vs. the plainest Python loop.
+"""Benchmark: flat logs -> ELWC, the ExampleGen's Beam graph vs. the row-wise reference loop.
 
-    python benchmarks/example_gen.py [--rows 1000000] [--files 8] [--workers 2]
+    python benchmarks/example_gen.py [--shape mslr] [--queries 2000] [--workers 1]
+    python benchmarks/example_gen.py --shape csv [--rows 1000000] [--files 8] [--workers 2]
 
-Both paths read the same CSV files (bundled schema) and write GZIP TFRecords of
-ELWC with the same lists and documents (checked). Each path runs in its own
-subprocess so that peak memory (max RSS, including Beam's worker processes) is
-its own. Prints a table with the command and the machine.
+``mslr``: LETOR files shaped like MSLR-WEB10K (``ltr sample-data --shape mslr``: 136 float
+features, ~120 documents per query, 4 files). ``csv``: the bundled sample schema's CSV logs.
+The baseline is the row-at-a-time reference (``rows.parse_letor_row`` / ``rows.parse_row`` +
+``elwc.build_elwc`` + a TFRecord writer, one process); both paths must write byte-identical
+lists (checked for every list). Each path runs in its own subprocess so that its time, CPU
+time and peak RSS (max over the process and its workers) are its own. Prints a table with
+the command and the machine.
 """
 
 from __future__ import annotations
@@ -72,52 +76,66 @@ def generate(out: str, rows: int, files: int, seed: int = 0) -> int:
     return total
 
 
-def run_loop(data: str, out: str) -> dict:
-    """The plainest single-process loop: csv.reader -> parse_row -> dict of lists -> build_elwc -> TFRecordWriter."""
+def _schema_path(data: str) -> str:
+    from modules.features import DEFAULT_SCHEMA_PATH
+
+    mslr = os.path.join(data, "..", "schema.pbtxt")
+    return mslr if os.path.exists(mslr) else str(DEFAULT_SCHEMA_PATH)
+
+
+def run_loop(data: str, out: str, max_list_size: int) -> dict:
+    """The row-wise reference in one process: parse each row -> dict of lists -> build_elwc -> TFRecordWriter."""
     import tensorflow as tf
 
     from components.elwc_example_gen.elwc import build_elwc
-    from components.elwc_example_gen.rows import ColumnLayout, parse_row
+    from components.elwc_example_gen.formats import FormatOptions
+    from components.elwc_example_gen.rows import ColumnLayout, parse_letor_row, parse_row
     from modules.features import load_feature_set
 
-    feature_set = load_feature_set()
+    feature_set = load_feature_set(_schema_path(data))
+    letor_map = FormatOptions().letor_map(feature_set)
     groups = collections.defaultdict(list)
-    for path in sorted(glob.glob(os.path.join(data, "*.csv"))):
+    for path in sorted(glob.glob(os.path.join(data, "*"))):
         with open(path, newline="") as handle:
-            reader = csv.reader(handle)
-            layout = ColumnLayout.from_header(next(reader), feature_set, path)
-            for cells in reader:
-                row = parse_row(cells, layout, feature_set, path, reader.line_num)
-                groups[row.query_id].append(row)
+            if path.endswith(".csv"):
+                reader = csv.reader(handle)
+                layout = ColumnLayout.from_header(next(reader), feature_set, path)
+                for cells in reader:
+                    row = parse_row(cells, layout, feature_set, path, reader.line_num)
+                    groups[row.query_id].append(row)
+                continue
+            for number, line in enumerate(handle, start=1):
+                row = parse_letor_row(line, letor_map, feature_set, path, number)
+                if row is not None:
+                    groups[row.query_id].append(row)
     os.makedirs(out, exist_ok=True)
     documents = 0
     with tf.io.TFRecordWriter(os.path.join(out, "data.tfrecord.gz"), options="GZIP") as writer:
         for rows in groups.values():
-            record, written, _ = build_elwc(rows)
+            record, written, _ = build_elwc(rows, max_list_size)
             writer.write(record)
             documents += written
     return {"lists": len(groups), "documents": documents}
 
 
-def run_beam(data: str, out: str, workers: int) -> dict:
+def run_beam(data: str, out: str, workers: int, max_list_size: int) -> dict:
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
 
     from components.elwc_example_gen.beam_pipeline import build_graph
     from components.elwc_example_gen.formats import FormatOptions
-    from modules.features import DEFAULT_SCHEMA_PATH
 
     args = ["--runner=DirectRunner", f"--direct_num_workers={workers}"]
     args.append("--direct_running_mode=multi_processing" if workers > 1 else "--direct_running_mode=in_memory")
     with beam.Pipeline(options=PipelineOptions(args)) as pipeline:
         build_graph(
             pipeline,
-            input_patterns=[os.path.join(data, "*.csv")],
+            input_patterns=[os.path.join(data, "*")],
             split_names=["train"],
             buckets=[1],
-            schema_text=open(DEFAULT_SCHEMA_PATH).read(),
+            schema_text=open(_schema_path(data)).read(),
             options_json=FormatOptions().to_json(),
-            max_list_size=0,
+            max_list_size=max_list_size,
             split_uris={"train": os.path.join(out, "Split-train")},
             dead_letter_prefix=os.path.join(out, "dead_letter", "dead_letter"),
             stats_path=os.path.join(out, "_stats.json"),
@@ -134,9 +152,13 @@ def _child(args: argparse.Namespace) -> None:
 
     import components.elwc_example_gen.beam_pipeline  # noqa: F401
 
-    start = time.perf_counter()
-    result = run_loop(args.data, args.out) if args.path == "loop" else run_beam(args.data, args.out, args.workers)
+    start, cpu = time.perf_counter(), _cpu_seconds()
+    if args.path == "loop":
+        result = run_loop(args.data, args.out, args.max_list_size)
+    else:
+        result = run_beam(args.data, args.out, args.workers, args.max_list_size)
     result["seconds"] = time.perf_counter() - start
+    result["cpu_seconds"] = _cpu_seconds() - cpu
     self_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     children_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     result["peak_rss_mib"] = (self_kb + children_kb) / 1024
@@ -146,24 +168,34 @@ def _child(args: argparse.Namespace) -> None:
     print("RESULT " + json.dumps(result))
 
 
-def _records(pattern: str, limit: int) -> dict:
+def _cpu_seconds() -> float:
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def _records(pattern: str) -> dict:
+    """query id -> sha256 of its serialized ELWC."""
+    import hashlib
+
     import tensorflow as tf
     from tensorflow_serving.apis import input_pb2
 
     out = {}
     for raw in tf.data.TFRecordDataset(glob.glob(pattern, recursive=True), compression_type="GZIP"):
-        elwc = input_pb2.ExampleListWithContext.FromString(raw.numpy())
-        qid = elwc.context.features.feature["query_id"].bytes_list.value[0]
-        if int(qid[1:]) < limit:
-            out[qid] = elwc
+        record = raw.numpy()
+        elwc = input_pb2.ExampleListWithContext.FromString(record)
+        out[elwc.context.features.feature["query_id"].bytes_list.value[0]] = hashlib.sha256(record).hexdigest()
     return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--files", type=int, default=8)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--shape", choices=["mslr", "csv"], default="mslr")
+    parser.add_argument("--queries", type=int, default=2000, help="mslr: queries")
+    parser.add_argument("--rows", type=int, default=1_000_000, help="csv: rows")
+    parser.add_argument("--files", type=int, default=8, help="csv: files")
+    parser.add_argument("--workers", type=int, default=1, help="Beam DirectRunner workers (1: in_memory)")
+    parser.add_argument("--max-list-size", type=int, default=200)
     parser.add_argument("--path", choices=["loop", "beam"], help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
@@ -172,12 +204,22 @@ def main() -> None:
         _child(args)
         return
     work = tempfile.mkdtemp(prefix="bench-example-gen-")
-    data = os.path.join(work, "data")
-    rows = generate(data, args.rows, args.files)
+    if args.shape == "mslr":
+        from pipeline.sample_data import MslrSpec, write_mslr_data
+
+        rows = write_mslr_data(os.path.join(work, "mslr"), MslrSpec(queries=args.queries))
+        data = os.path.join(work, "mslr", "span-1")
+        files = len(glob.glob(os.path.join(data, "*.txt")))
+        described = f"{rows:,} LETOR rows x 136 features ({args.queries:,} MSLR-shaped queries, {files} files)"
+    else:
+        data = os.path.join(work, "data")
+        rows = generate(data, args.rows, args.files)
+        described = f"{rows:,} rows in {args.files} CSV files"
     results = {}
     for path in ("loop", "beam"):
         out = os.path.join(work, path)
         cmd = [sys.executable, __file__, "--path", path, "--data", data, "--out", out, "--workers", str(args.workers)]
+        cmd += ["--max-list-size", str(args.max_list_size)]
         env = dict(
             os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""), TF_CPP_MIN_LOG_LEVEL="3"
         )
@@ -188,28 +230,32 @@ def main() -> None:
         results[path] = json.loads(line[0][7:])
     loop, beam_result = results["loop"], results["beam"]
     assert (loop["lists"], loop["documents"]) == (beam_result["lists"], beam_result["documents"]), results
-    # Same records: a sample of lists compared as protos (feature order inside a map is not significant).
-    a = _records(os.path.join(work, "loop", "*.gz"), 300)
-    b = _records(os.path.join(work, "beam", "**", "*.gz"), 300)
-    assert a.keys() == b.keys() and all(a[k] == b[k] for k in a), "the two paths wrote different lists"
+    # Same records, byte for byte, for every list.
+    a = _records(os.path.join(work, "loop", "*.gz"))
+    b = _records(os.path.join(work, "beam", "**", "*.gz"))
+    assert a == b, "the two paths wrote different lists"
 
     print(f"command: {' '.join([os.path.basename(sys.executable), *sys.argv])}")
     print(f"machine: {platform.platform()}, {platform.processor() or platform.machine()}, {os.cpu_count()} cores")
-    print(
-        f"input:   {rows:,} rows in {args.files} CSV files, {loop['lists']:,} lists; outputs compared on {len(a)} lists"
-    )
+    load = os.getloadavg()[0]
+    print(f"input:   {described}, {loop['lists']:,} lists; every list byte-identical in both outputs")
+    print(f"load:    {load:.1f} (1-min load average at the end; CPU seconds are less sensitive to it than wall time)")
     print()
-    print("| path | seconds | documents/s | vs loop | peak RSS MiB | output bytes |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print("| path | wall s | CPU s | docs/s (wall) | docs/s (CPU) | vs reference | peak RSS MiB | output bytes |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    mode = "in_memory" if args.workers == 1 else "multi_processing"
     for name, label in (
-        ("loop", "plain Python loop (1 process)"),
-        ("beam", f"Beam DirectRunner, {args.workers} workers"),
+        ("loop", "row-wise reference (1 process)"),
+        ("beam", f"ElwcExampleGen Beam graph, DirectRunner {mode}, {args.workers} worker(s)"),
     ):
         r = results[name]
-        rate = r["documents"] / r["seconds"]
+        rate, cpu_rate = r["documents"] / r["seconds"], r["documents"] / r["cpu_seconds"]
         ratio = loop["seconds"] / r["seconds"]
         peak, size = r["peak_rss_mib"], r["output_bytes"]
-        print(f"| {label} | {r['seconds']:.1f} | {rate:,.0f} | {ratio:.2f}x | {peak:,.0f} | {size:,} |")
+        print(
+            f"| {label} | {r['seconds']:.1f} | {r['cpu_seconds']:.1f} | {rate:,.0f} | {cpu_rate:,.0f} | {ratio:.2f}x "
+            f"| {peak:,.0f} | {size:,} |"
+        )
 
 
 if __name__ == "__main__":

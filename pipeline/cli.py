@@ -86,9 +86,16 @@ def _add_init_parser(subparsers) -> None:
 def _add_sample_parser(subparsers) -> None:
     sample = subparsers.add_parser("sample-data", help="write the deterministic sample ranking logs")
     sample.add_argument("--out", required=True, help="output folder (span-<N>/logs.csv, oracle/)")
-    sample.add_argument("--spans", type=int, default=2)
-    sample.add_argument("--queries", type=int, default=400, help="queries per span")
+    sample.add_argument("--spans", type=int, help="spans (default 2; mslr: 1)")
+    sample.add_argument("--queries", type=int, help="queries per span (default 400; mslr: 2000)")
     sample.add_argument("--seed", type=int, default=7)
+    sample.add_argument(
+        "--shape",
+        choices=["sample", "mslr"],
+        default="sample",
+        help="sample: the e-commerce CSV logs; mslr: LETOR files shaped like MSLR-WEB10K (136 features, ~120 "
+        "documents per query) with schema.pbtxt and config.yaml beside them (--queries default 2000, 1 span)",
+    )
 
 
 def _add_compile_parser(subparsers) -> None:
@@ -237,8 +244,14 @@ def _cmd_compile(args: argparse.Namespace) -> int:
 
 
 def _cmd_sample_data(args: argparse.Namespace) -> int:
-    from pipeline.sample_data import SampleSpec, write_sample_data
+    from pipeline.sample_data import MslrSpec, SampleSpec, write_mslr_data, write_sample_data
 
+    if args.shape == "mslr":
+        spec = MslrSpec(spans=args.spans or 1, queries=args.queries or MslrSpec.queries, seed=args.seed)
+        rows = write_mslr_data(args.out, spec)
+        print(f"Wrote {rows} MSLR-shaped rows under {args.out}; run: ltr run --config {args.out}/config.yaml")
+        return 0
+    args.spans, args.queries = args.spans or 2, args.queries or 400
     rows = write_sample_data(args.out, SampleSpec(spans=args.spans, queries=args.queries, seed=args.seed))
     print(f"Wrote {rows} rows in {args.spans} span(s) under {args.out}")
     return 0

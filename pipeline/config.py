@@ -37,6 +37,7 @@ class ExamplesConfig:
     letor_features: dict[str, str] = dataclasses.field(default_factory=dict)
     max_bad_row_fraction: float = 0.01
     rolling_window_spans: int = 1
+    on_corrupt_file: str = "fail"  # fail | dead_letter: a truncated/corrupt compressed input
 
 
 @dataclasses.dataclass
@@ -170,6 +171,7 @@ _CHECKS: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
     ),
     ("examples", "max_bad_row_fraction"): (lambda v: 0 <= v <= 1, "must be between 0 and 1"),
     ("examples", "rolling_window_spans"): (lambda v: v >= 1, "must be >= 1"),
+    ("examples", "on_corrupt_file"): (lambda v: v in ("fail", "dead_letter"), "must be fail or dead_letter"),
     ("training", "train_steps"): (lambda v: v > 0, "must be > 0"),
     ("training", "eval_steps"): (lambda v: v >= 0, "must be >= 0"),
     ("training", "batch_size"): (lambda v: v > 0, "must be > 0"),

@@ -62,7 +62,10 @@ def _example_gen(config: Config, schema: tfx.dsl.Channel, range_config) -> ElwcE
         range_config=range_config,
         max_list_size=examples.max_list_size,
         format_options=FormatOptions(
-            format=examples.format, columns=dict(examples.columns), letor_features=dict(examples.letor_features)
+            format=examples.format,
+            columns=dict(examples.columns),
+            letor_features=dict(examples.letor_features),
+            on_corrupt_file=examples.on_corrupt_file,
         ),
         max_bad_row_fraction=examples.max_bad_row_fraction,
     )

@@ -153,3 +153,143 @@ def read_oracle(root: str | Path, span: int) -> dict[str, tuple[list[float], lis
             relevances.append(float(row["relevance"]))
             labels.append(int(row["label"]))
     return lists
+
+
+# --- MSLR-WEB10K-shaped LETOR data (``ltr sample-data --shape mslr``) ---------------------------
+
+MSLR_FEATURES = 136
+# MSLR-WEB10K's label distribution (about 52/32/13/2/1 % for 0..4).
+MSLR_LABEL_QUANTILES = (0.52, 0.84, 0.97, 0.99)
+MSLR_NOISE = 0.5
+MSLR_QUERIES_PER_FILE = 500
+
+
+@dataclasses.dataclass(frozen=True)
+class MslrSpec:
+    spans: int = 1
+    queries: int = 2000  # per span
+    mean_docs: float = 120.0  # documents per query (log-normal, as in MSLR)
+    min_docs: int = 5
+    max_docs: int = 600
+    features: int = MSLR_FEATURES
+    missing_fraction: float = 0.01  # absent indices (MSLR itself has none; the pipeline must handle them)
+    seed: int = 11
+
+
+def mslr_feature_names(count: int = MSLR_FEATURES) -> list[str]:
+    return [f"f{i:03d}" for i in range(1, count + 1)]
+
+
+def mslr_schema_text(features: int = MSLR_FEATURES) -> str:
+    """The schema of MSLR-shaped data: query id, doc id, label 0-4 and ``features`` float document features."""
+    parts = [
+        "# MSLR-WEB10K-shaped LETOR data (ltr sample-data --shape mslr); LETOR index i is feature i.",
+        'feature { name: "query_id" type: BYTES annotation { tag: "role:query_id" } }',
+        'feature { name: "doc_id" type: BYTES annotation { tag: "role:doc_id" } }',
+        'feature { name: "label" type: INT int_domain { min: 0 max: 4 } annotation { tag: "role:label" } }',
+    ]
+    for name in mslr_feature_names(features):
+        parts.append(f'feature {{ name: "{name}" type: FLOAT annotation {{ tag: "role:document" tag: "default:0" }} }}')
+    return "\n".join(parts) + "\n"
+
+
+def _mslr_features(rng: np.random.Generator, n: int, spec: MslrSpec) -> np.ndarray:
+    """[n, features] float64: counts, BM25-like scores, ratios and heavy-tailed values, many zeros."""
+    x = np.empty((n, spec.features))
+    kinds = rng.integers(0, 4, size=spec.features)
+    zero_share = rng.uniform(0.0, 0.7, size=spec.features)
+    for j in range(spec.features):
+        if kinds[j] == 0:  # term counts / lengths
+            column = np.floor(rng.lognormal(rng.uniform(0, 3), 1.0, n))
+        elif kinds[j] == 1:  # retrieval scores
+            column = np.round(rng.gamma(2.0, rng.uniform(1, 10), n), 4)
+        elif kinds[j] == 2:  # ratios
+            column = np.round(rng.beta(1.5, 5.0, n), 6)
+        else:  # heavy-tailed (PageRank, click counts)
+            column = np.round(rng.pareto(1.3, n) * 100, 2)
+        column[rng.random(n) < zero_share[j]] = 0.0
+        x[:, j] = column
+    return x
+
+
+def mslr_hidden_relevance(x: np.ndarray, query_index: np.ndarray, seed: int) -> np.ndarray:
+    """The learnable hidden relevance: a fixed nonlinear function of 16 of the features, plus a query effect."""
+    rng = np.random.default_rng([seed, 0])
+    informative = rng.choice(x.shape[1], size=16, replace=False)
+    weights = rng.normal(0, 1, size=16)
+    signal = np.log1p(np.abs(x[:, informative])) @ weights / 4.0
+    signal += 0.5 * np.tanh(np.log1p(x[:, informative[0]]) - np.log1p(x[:, informative[1]]))
+    query_effect = rng.normal(0, 0.3, size=query_index.max() + 1)[query_index]
+    return signal + query_effect
+
+
+def _letor_text(label, qid, docid, x: np.ndarray, absent: np.ndarray) -> bytes:
+    """LETOR lines ``label qid:Q 1:v ... # docid = D`` built column-wise with pyarrow."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    empty = pa.scalar("", pa.string())
+    parts = [pa.array(label.astype(str)), pc.binary_join_element_wise("qid:", pa.array(qid), empty)]
+    for j in range(x.shape[1]):
+        values = pa.array(x[:, j], mask=absent[:, j]).cast(pa.string())
+        token = pc.binary_join_element_wise(f"{j + 1}:", values, empty)  # null where absent
+        parts.append(pc.binary_join_element_wise(" ", token, empty, null_handling="replace", null_replacement=""))
+    parts.append(pc.binary_join_element_wise(" # docid = ", pa.array(docid), "\n", empty))
+    lines = pc.binary_join_element_wise(*parts[:2], " ")
+    lines = pc.binary_join_element_wise(lines, *parts[2:], empty)
+    offsets = np.frombuffer(lines.buffers()[1], np.int32, len(lines) + 1, lines.offset * 4)
+    return lines.buffers()[2].to_pybytes()[offsets[0] : offsets[-1]]
+
+
+def write_mslr_span(root: Path, span: int, spec: MslrSpec) -> int:
+    rng = np.random.default_rng([spec.seed, span])
+    sizes = np.clip(
+        np.round(rng.lognormal(np.log(spec.mean_docs) - 0.125, 0.5, spec.queries)), spec.min_docs, spec.max_docs
+    ).astype(np.int64)
+    n = int(sizes.sum())
+    query_index = np.repeat(np.arange(spec.queries), sizes)
+    x = _mslr_features(rng, n, spec)
+    relevance = mslr_hidden_relevance(x, query_index, spec.seed)
+    noisy = relevance + rng.normal(0, MSLR_NOISE, size=n)
+    label = np.digitize(noisy, np.quantile(noisy, MSLR_LABEL_QUANTILES)).astype(np.int64)
+    absent = rng.random(x.shape) < spec.missing_fraction
+    qid = np.char.add(str(span), np.char.zfill(query_index.astype(str), 6))  # numeric, as in MSLR
+    docid = np.char.add(f"s{span}-d", np.arange(n).astype(str))
+    span_dir = root / f"span-{span}"
+    span_dir.mkdir(parents=True, exist_ok=True)
+    bounds = np.searchsorted(query_index, np.arange(0, spec.queries + MSLR_QUERIES_PER_FILE, MSLR_QUERIES_PER_FILE))
+    for part, (start, end) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
+        if start == end:
+            continue
+        rows = slice(start, end)
+        text = _letor_text(label[rows], qid[rows], docid[rows], x[rows], absent[rows])
+        (span_dir / f"part-{part:03d}.txt").write_bytes(text)
+    oracle_dir = root / "oracle"
+    oracle_dir.mkdir(parents=True, exist_ok=True)
+    with open(oracle_dir / f"span-{span}.csv", "w", newline="") as handle:
+        handle.write(",".join(ORACLE_COLUMNS) + "\n")
+        handle.writelines(
+            f"{q},{d},{r!r},{y}\n" for q, d, r, y in zip(qid, docid, relevance.tolist(), label.tolist(), strict=True)
+        )
+    return n
+
+
+def write_mslr_data(root: str | Path, spec: MslrSpec | None = None) -> int:
+    """MSLR-WEB10K-shaped LETOR spans under ``root`` with ``schema.pbtxt`` and ``config.yaml`` beside them.
+
+    ``ltr run --config <root>/config.yaml`` runs the pipeline on it. Returns the number of rows.
+    """
+    spec = spec or MslrSpec()
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    rows = sum(write_mslr_span(root, span, spec) for span in range(1, spec.spans + 1))
+    (root / "schema.pbtxt").write_text(mslr_schema_text(spec.features))
+    (root / "config.yaml").write_text(
+        "# Generated by `ltr sample-data --shape mslr`: run with `ltr run --config <this file>`.\n"
+        f"data_root: {root.resolve()}\n"
+        f"schema_path: {(root / 'schema.pbtxt').resolve()}\n"
+        "examples:\n"
+        '  input_pattern: "span-{SPAN}/*.txt"\n'
+        "  format: letor\n"
+    )
+    return rows

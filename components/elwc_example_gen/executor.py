@@ -27,6 +27,7 @@ from tfx.utils import io_utils, proto_utils
 from components.elwc_example_gen.beam_pipeline import build_graph
 from components.elwc_example_gen.data_view import attach_data_view
 from components.elwc_example_gen.formats import FORMATS, FormatOptions
+from components.elwc_example_gen.sources import CORRUPT_FILE, ON_CORRUPT_FILE, CorruptFileError
 from components.elwc_example_gen.spec import FORMAT_OPTIONS_KEY, MAX_BAD_ROW_FRACTION_KEY, MAX_LIST_SIZE_KEY
 from components.elwc_example_gen.summary import DEAD_LETTER_DIR, SUMMARY_FILE, build_summary, custom_properties
 from modules.features import feature_set_from_schema
@@ -56,6 +57,8 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         options = FormatOptions.from_json(exec_properties.get(FORMAT_OPTIONS_KEY) or "")
         if options.format not in FORMATS:
             raise ValueError(f"unknown input format '{options.format}'; expected one of {FORMATS}")
+        if options.on_corrupt_file not in ON_CORRUPT_FILE:
+            raise ValueError(f"examples.on_corrupt_file '{options.on_corrupt_file}': expected one of {ON_CORRUPT_FILE}")
         max_list_size = int(exec_properties.get(MAX_LIST_SIZE_KEY) or 0)
         max_bad_fraction = float(exec_properties.get(MAX_BAD_ROW_FRACTION_KEY) or 0.0)
 
@@ -99,6 +102,12 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         fileio.remove(stats_path) if fileio.exists(stats_path) else None
         summary = build_summary(stats, split_names, max_list_size, dead_letter_dir)
         io_utils.write_string_file(os.path.join(examples.uri, SUMMARY_FILE), json.dumps(summary, indent=2))
+        if options.on_corrupt_file == "fail" and summary["dead_letter"].get(CORRUPT_FILE):
+            corrupt = _first_entries(dead_letter_dir, reason=CORRUPT_FILE, limit=1)
+            raise CorruptFileError(
+                f"{corrupt[0] if corrupt else 'a compressed input is damaged'} "
+                "(set examples.on_corrupt_file: dead_letter to set such files aside instead)"
+            )
         self._check(summary, patterns, examples.uri, dead_letter_dir, max_bad_fraction)
 
         for name, value in custom_properties(summary).items():
@@ -146,13 +155,18 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         return target
 
 
-def _first_entries(directory: str) -> list[str]:
+def _first_entries(directory: str, reason: str | None = None, limit: int = _EXAMPLES_IN_MESSAGE) -> list[str]:
     found: list[str] = []
     for path in sorted(fileio.glob(os.path.join(directory, "*.jsonl"))):
         with fileio.open(path) as handle:
             for line in handle:
-                if len(found) >= _EXAMPLES_IN_MESSAGE:
+                if len(found) >= limit:
                     return found
                 entry = json.loads(line)
-                found.append(f"{entry['source']}:{entry['line']}: {entry['reason']}: {entry['detail']}")
+                if reason and entry["reason"] != reason:
+                    continue
+                if entry["reason"] == CORRUPT_FILE:
+                    found.append(entry["detail"])  # already names the file
+                else:
+                    found.append(f"{entry['source']}:{entry['line']}: {entry['reason']}: {entry['detail']}")
     return found

@@ -22,15 +22,19 @@ import csv
 import dataclasses
 import gzip
 import json
-import re
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
 from components.elwc_example_gen.columns import COLUMN_COUNT, UNPARSEABLE_LINE
-from modules.features import FeatureSet, Role
+from components.elwc_example_gen.rows import MISSING_TOKENS
+from components.elwc_example_gen.sources import blank_undecodable_lines
+from modules.features import Dtype, FeatureSet, Role
+
+_MISSING_TEXT = pa.array(sorted(MISSING_TOKENS), pa.string())
 
 FORMATS = ("auto", "csv", "jsonl", "parquet", "letor", "elwc")
 _EXTENSIONS = {
@@ -49,7 +53,6 @@ _EXTENSIONS = {
     ".tfrecords": "elwc",
     ".elwc": "elwc",
 }
-_DOCID_COMMENT = re.compile(r"docid\s*=\s*(\S+)")
 
 
 class UnknownFormatError(ValueError):
@@ -67,6 +70,10 @@ class FormatOptions:
     # document features, in schema order, are indices 1, 2, 3, ...
     letor_features: dict[str, str] = dataclasses.field(default_factory=dict)
     csv_delimiter: str = ""  # "" = ',' (or tab for .tsv)
+    # A truncated or corrupt compressed file: "fail" the run naming it, or "dead_letter" it whole.
+    on_corrupt_file: str = "fail"
+    # Text inputs (LETOR) are parsed in chunks of about this many bytes.
+    chunk_bytes: int = 16 << 20
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)
@@ -125,7 +132,9 @@ def dead_letter_entry(reason: str, source: str, line: int, detail: str, raw: obj
 
 
 def read_csv(data: bytes, source: str, options: FormatOptions, feature_set: FeatureSet) -> RawFile:
-    data = maybe_gunzip(data)
+    data, undecodable = blank_undecodable_lines(maybe_gunzip(data), source)
+    if undecodable and undecodable[0]["line"] == 1:
+        raise ValueError(f"{source}: the header line is not valid UTF-8: {undecodable[0]['detail']}")
     delimiter = options.csv_delimiter or ("\t" if source.lower().removesuffix(".gz").endswith(".tsv") else ",")
     first_line = data.split(b"\n", 1)[0].decode("utf-8-sig").rstrip("\r")
     header = next(csv.reader([first_line], delimiter=delimiter), [])
@@ -165,7 +174,13 @@ def read_csv(data: bytes, source: str, options: FormatOptions, feature_set: Feat
     )
     lines = _csv_data_lines(data, table.num_rows, invalid)
     columns = {wanted[name]: table.column(name).combine_chunks() for name in present}
-    return RawFile(columns, table.num_rows, lines, invalid, lambda i: {n: table.column(n)[i].as_py() for n in present})
+    return RawFile(
+        columns,
+        table.num_rows,
+        lines,
+        invalid + undecodable,
+        lambda i: {n: table.column(n)[i].as_py() for n in present},
+    )
 
 
 def _csv_data_lines(data: bytes, num_rows: int, invalid: list[dict]) -> np.ndarray:
@@ -206,11 +221,10 @@ def _stringify(value: object) -> str | None:
 
 
 def read_jsonl(data: bytes, source: str, options: FormatOptions, feature_set: FeatureSet) -> RawFile:
-    data = maybe_gunzip(data)
+    data, dead = blank_undecodable_lines(maybe_gunzip(data), source)
     wanted = {options.source_column(f.name): f.name for f in feature_set.features}
     values: dict[str, list] = {name: [] for name in wanted.values()}
     lines: list[int] = []
-    dead: list[dict] = []
     for number, line in enumerate(data.splitlines(), start=1):
         if not line.strip():
             continue
@@ -242,49 +256,218 @@ def read_parquet(data: bytes, source: str, options: FormatOptions, feature_set: 
     )
 
 
-def read_letor(data: bytes, source: str, options: FormatOptions, feature_set: FeatureSet) -> RawFile:
-    """SVMlight/LETOR: ``label qid:Q idx:val ... [# comment]``; an absent index is a missing value."""
-    data = maybe_gunzip(data)
+_LETOR_DOCID = r"docid\s*=\s*(?P<docid>\S+)"
+_QID_TAG = np.frombuffer(b"qid:", "<u4")[0]
+
+
+@dataclasses.dataclass
+class LetorText:
+    """One chunk of LETOR text split into lines, its ``#`` comments blanked out (numpy, no per-line Python).
+
+    ``lines[i]`` is physical line i without its comment (the newline kept); ``comments`` maps the
+    lines that have one to their comment text.
+    """
+
+    buffer: np.ndarray
+    starts: np.ndarray
+    ends: np.ndarray  # exclusive, before the newline
+    lines: pa.Array
+    body: np.ndarray  # the buffer with comments blanked
+    hashes: np.ndarray  # positions of '#'
+
+    @classmethod
+    def parse(cls, data: bytes) -> LetorText:
+        buffer = np.frombuffer(data, np.uint8)
+        newlines = np.flatnonzero(buffer == 10)
+        starts = np.concatenate(([0], newlines + 1))
+        ends = np.concatenate((newlines, [len(buffer)]))
+        if len(starts) and starts[-1] == len(buffer):  # nothing after the last newline
+            starts, ends = starts[:-1], ends[:-1]
+        hashes = np.flatnonzero(buffer == 35)
+        body = buffer
+        if len(hashes):
+            body = buffer.copy()
+            line_of_hash = np.searchsorted(starts, hashes, side="right") - 1
+            first = np.concatenate(([True], np.diff(line_of_hash) != 0))
+            delta = np.zeros(len(buffer) + 1, np.int8)
+            delta[hashes[first]] += 1
+            delta[ends[line_of_hash[first]]] -= 1
+            body[np.cumsum(delta[:-1], dtype=np.int8) > 0] = 32  # the comment becomes spaces
+        offsets = np.append(starts, len(buffer)).astype(np.int32)
+        lines = pa.Array.from_buffers(pa.string(), len(starts), [None, pa.py_buffer(offsets), pa.py_buffer(body)])
+        return cls(buffer, starts, ends, lines, body, hashes)
+
+    def comments(self, rows: np.ndarray) -> pa.Array:
+        """The comment (after the first ``#``) of each line in ``rows``; null where it has none."""
+        if not len(self.hashes):
+            return pa.nulls(len(rows), pa.string())
+        line_of_hash = np.searchsorted(self.starts, self.hashes, side="right") - 1
+        first = np.concatenate(([True], np.diff(line_of_hash) != 0))
+        begin = np.full(len(self.starts), -1, np.int64)
+        begin[line_of_hash[first]] = self.hashes[first] + 1
+        begin, end = begin[rows], self.ends[rows]
+        has = begin >= 0
+        lengths = np.where(has, end - begin, 0)
+        return _gather(self.buffer, np.where(has, begin, 0), lengths, has)
+
+    def query_ids(self) -> pa.Array:
+        """Each line's query id: its last ``qid:`` token outside the comment (null where none)."""
+        body = self.body
+        found = []
+        for shift in range(4):  # "qid:" at any alignment, compared 4 bytes at a time
+            usable = (len(body) - shift) // 4 * 4
+            words = body[shift : shift + usable].view("<u4")
+            found.append(np.flatnonzero(words == _QID_TAG) * 4 + shift)
+        at = np.sort(np.concatenate(found))
+        at = at[(at > 0) & _IS_WHITESPACE[body[np.maximum(at - 1, 0)]]]  # a token of its own, not the label
+        line = np.searchsorted(self.starts, at, side="right") - 1
+        last = np.concatenate((np.diff(line) != 0, [True])) if len(at) else at.astype(bool)
+        at, line = at[last] + 4, line[last]
+        space = np.append(np.flatnonzero(_IS_WHITESPACE[body]), len(body))
+        end = np.minimum(space[np.searchsorted(space, at)], self.ends[line])
+        start = np.zeros(len(self.starts), np.int64)
+        length = np.zeros(len(self.starts), np.int64)
+        valid = np.zeros(len(self.starts), bool)
+        start[line], length[line], valid[line] = at, end - at, True
+        return _gather(body, start, length, valid)
+
+    def raw_line(self, index: int) -> str:
+        return bytes(self.buffer[self.starts[index] : self.ends[index]]).decode().rstrip("\r")
+
+
+_IS_WHITESPACE = np.zeros(256, bool)
+_IS_WHITESPACE[list(b" \t\n\r\x0b\x0c")] = True
+
+
+def _gather(buffer: np.ndarray, start: np.ndarray, length: np.ndarray, valid: np.ndarray) -> pa.Array:
+    """String array of ``buffer[start[i]:start[i] + length[i]]`` (null where not ``valid``)."""
+    length = np.where(valid, length, 0)
+    offsets = np.zeros(len(length) + 1, np.int64)
+    np.cumsum(length, out=offsets[1:])
+    index = np.repeat(start - offsets[:-1], length) + np.arange(offsets[-1])
+    data = buffer[index] if len(index) else np.zeros(0, np.uint8)
+    validity = None if valid.all() else pa.py_buffer(np.packbits(valid, bitorder="little"))
+    return pa.Array.from_buffers(
+        pa.string(), len(length), [validity, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(data)]
+    )
+
+
+def read_letor(
+    data: bytes, source: str, options: FormatOptions, feature_set: FeatureSet, first_line: int = 1
+) -> RawFile:
+    """SVMlight/LETOR ``label qid:Q idx:val ... [# comment]``, column-wise (pyarrow + numpy).
+
+    An absent index is a missing value; a ``docid = D`` comment fills the ``role:doc_id``
+    feature; a token without ``:`` (or with an empty index) sets the line aside. Feature
+    values are split and parsed for the whole chunk at once; a feature whose values do not
+    all parse as finite numbers is typed from its text, value by value (:mod:`columns`),
+    so that each bad row is named exactly.
+    """
+    data, dead = blank_undecodable_lines(maybe_gunzip(data), source, first_line)
     index_to_name = options.letor_map(feature_set)
     label = feature_set.label.name
     query_id = feature_set.query_id.name
     doc_id = feature_set.single(Role.DOC_ID)
-    names = [label, query_id, *dict.fromkeys(index_to_name.values())]
+    names = list(dict.fromkeys(index_to_name.values()))
+    text = LetorText.parse(data)
+    lines = text.lines
+    body = pc.utf8_trim_whitespace(lines)
+    blank = pc.equal(pc.binary_length(body), 0).to_numpy(zero_copy_only=False)
+    # A blank line would split into one empty token: give it none.
+    tokens = pc.utf8_split_whitespace(pc.if_else(pa.array(blank), pa.scalar(None, pa.string()), body))
+    counts = pc.list_value_length(tokens).fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+    flat = pc.list_flatten(tokens)
+    token_offsets = np.concatenate(([0], np.cumsum(counts)))
+    nonempty = counts > 0
+    # Tokens after the label: index:value (qid:Q too).
+    is_first = np.zeros(len(flat), bool)
+    is_first[token_offsets[:-1][nonempty]] = True
+    rest = flat.filter(pa.array(~is_first))
+    rest_line = np.repeat(np.arange(len(counts)), np.maximum(counts - 1, 0))
+    colon = pc.find_substring(rest, ":").to_numpy(zero_copy_only=False)
+    malformed = colon <= 0
+    bad_line = np.zeros(len(counts), bool)
+    if malformed.any():
+        positions = np.flatnonzero(malformed)
+        first_bad = {}
+        for position in positions.tolist():
+            first_bad.setdefault(int(rest_line[position]), position)
+        for line_index, position in sorted(first_bad.items()):
+            bad_line[line_index] = True
+            token = rest[position].as_py()
+            problem = f"malformed token '{token}' (expected index:value)"
+            raw = text.raw_line(line_index)
+            dead.append(dead_letter_entry(UNPARSEABLE_LINE, source, first_line + line_index, problem, raw))
+    good_lines = np.flatnonzero(nonempty & ~bad_line)
+    row_of_line = np.full(len(counts), -1, np.int64)
+    row_of_line[good_lines] = np.arange(len(good_lines))
+    num_rows = len(good_lines)
+
+    keep = ~malformed & (row_of_line[rest_line] >= 0)
+    pairs = pc.split_pattern(rest.filter(pa.array(keep)), ":", max_splits=1)
+    pair_values = pc.list_flatten(pairs)
+    keys = pair_values.take(pa.array(np.arange(0, len(pair_values), 2)))
+    values = pair_values.take(pa.array(np.arange(1, len(pair_values), 2)))
+    rows = row_of_line[rest_line[keep]]
+    column_of_key = {key: names.index(name) for key, name in index_to_name.items()}
+    key_list = list(column_of_key)
+    found = pc.index_in(keys, value_set=pa.array(key_list, pa.string()))
+    mapped = ~found.is_null().to_numpy(zero_copy_only=False)
+    key_index = found.fill_null(0).to_numpy(zero_copy_only=False)
+    column = np.asarray([column_of_key[k] for k in key_list] or [0], np.int64)[key_index[mapped]]
+    rows, values = rows[mapped], values.filter(pa.array(mapped))
+    # Which token (index into ``values``) gives each (row, feature); the last one wins, as in a dict.
+    token_of = np.full((num_rows, len(names)), -1, np.int64)
+    token_of[rows, column] = np.arange(len(rows))
+
+    columns: dict[str, pa.Array] = {}
+    columns[label] = flat.take(pa.array(token_offsets[:-1][good_lines]))
+    columns[query_id] = text.query_ids().take(pa.array(good_lines))
     if doc_id is not None:
-        names.append(doc_id.name)
-    values: dict[str, list] = {name: [] for name in names}
-    lines: list[int] = []
-    dead: list[dict] = []
-    texts: list[str] = []
-    for number, raw_line in enumerate(data.decode("utf-8").splitlines(), start=1):
-        body, _, comment = raw_line.partition("#")
-        tokens = body.split()
-        if not tokens:
-            continue
-        row = {label: tokens[0]}
-        problem = None
-        for token in tokens[1:]:
-            key, sep, value = token.partition(":")
-            if not sep or not key:
-                problem = f"malformed token '{token}' (expected index:value)"
-                break
-            if key == "qid":
-                row[query_id] = value
-            elif key in index_to_name:
-                row[index_to_name[key]] = value
-        if problem:
-            dead.append(dead_letter_entry(UNPARSEABLE_LINE, source, number, problem, raw_line))
-            continue
-        if doc_id is not None:
-            match = _DOCID_COMMENT.search(comment)
-            if match:
-                row[doc_id.name] = match.group(1)
-        lines.append(number)
-        texts.append(raw_line)
-        for name, column in values.items():
-            column.append(row.get(name))
-    columns = {name: pa.array(column, pa.string()) for name, column in values.items()}
-    return RawFile(columns, len(lines), np.asarray(lines, np.int64), dead, lambda i: texts[i])
+        columns[doc_id.name] = pc.struct_field(pc.extract_regex(text.comments(good_lines), _LETOR_DOCID), [0])
+    numbers = _letor_numbers(values)
+    if numbers is not None:
+        numbers = np.append(numbers, np.nan)  # index len(values): an absent value
+    for j, name in enumerate(names):
+        positions = token_of[:, j]
+        absent = positions < 0
+        feature = feature_set[name] if name in {f.name for f in feature_set.features} else None
+        if numbers is not None and feature is not None and feature.dtype != Dtype.BYTES:
+            typed = numbers[np.where(absent, len(numbers) - 1, positions)]
+            finite = np.isfinite(typed) | np.isnan(typed)
+            integral = feature.dtype != Dtype.INT or bool(np.all(np.isnan(typed) | (np.floor(typed) == typed)))
+            if finite.all() and integral:
+                columns[name] = pa.array(typed, pa.float64(), mask=absent | np.isnan(typed))
+                continue
+        columns[name] = values.take(pa.array(positions, mask=absent))
+    line_numbers = (first_line + good_lines).astype(np.int64)
+    return RawFile(columns, num_rows, line_numbers, dead, lambda i: text.raw_line(int(good_lines[i])))
+
+
+def _letor_numbers(values: pa.Array) -> np.ndarray | None:
+    """All values as float64 (NaN where missing), or None if any does not parse as a number."""
+    missing = pc.is_in(values, value_set=_MISSING_TEXT)
+    try:
+        numbers = pc.if_else(missing, pa.scalar(None, pa.string()), values).cast(pa.float64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    return numbers.to_numpy(zero_copy_only=False)
+
+
+def read_query_ids(data: bytes, source: str, fmt: str, options: FormatOptions, feature_set: FeatureSet) -> pa.Array:
+    """The raw query id of every row of a chunk (CSV, Parquet, LETOR), cheaply: only that column is parsed."""
+    if fmt == "letor":
+        data, _ = blank_undecodable_lines(maybe_gunzip(data), source)
+        return LetorText.parse(data).query_ids()
+    name = options.source_column(feature_set.query_id.name)
+    if fmt == "parquet":
+        parquet = pq.ParquetFile(pa.BufferReader(data))
+        if name not in parquet.schema_arrow.names:
+            return pa.nulls(parquet.metadata.num_rows)
+        return parquet.read(columns=[name]).column(name).combine_chunks()
+    single = dataclasses.replace(options, columns={feature_set.query_id.name: name})
+    only_query = FeatureSet((feature_set.query_id, feature_set.label))
+    return read_csv(data, source, single, only_query).columns.get(feature_set.query_id.name, pa.nulls(0))
 
 
 READERS = {"csv": read_csv, "jsonl": read_jsonl, "parquet": read_parquet, "letor": read_letor}

@@ -1,25 +1,25 @@
-"""One file's good rows -> per-query *pieces* of an ELWC, encoded in C++.
+"""One chunk's good rows -> its queries' lists, encoded in bulk; *pieces* of queries found elsewhere too.
 
-A piece is the part of one query's list found in one file: its context
-``tf.train.Example`` (from the query's first document), its documents as
-serialized ``tf.train.Example`` in list order, and their sort keys. Rows are
-sorted and grouped with ``pyarrow`` and encoded with tfx_bsl's
-``RecordBatchToExamples`` (C++), one call per pattern of missing values so that
-a missing value is absent from the proto, never an empty feature. The Beam
-``GroupByKey`` then only moves one element per (query, file), and the common
-case (a query lives in one file) needs no re-parsing at all.
+Rows are sorted into list order and grouped by query with ``pyarrow``, and every
+document and context is encoded at once (:mod:`encode`; a missing value is
+absent from the proto, never an empty feature). A query that lives in this chunk
+only is written as a complete ELWC (:meth:`ChunkLists.records`). Otherwise the
+chunk contributes a *piece*: the query's context ``tf.train.Example`` (from its
+first document), its serialized documents in list order and their sort keys;
+the Beam ``GroupByKey`` merges the pieces of a query (:func:`assemble`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from tfx_bsl.coders import example_coder
 
 from components.elwc_example_gen.columns import TypedColumns
+from components.elwc_example_gen.encode import encode_examples, frame_lists
 from modules.features import FeatureSet, Role
 
 # (position missing, position, doc id, line): documents with a position first, by position, then doc id.
@@ -34,38 +34,6 @@ class Piece(NamedTuple):
     cut: int  # documents of this piece already cut by max_list_size
 
 
-def encode_examples(columns: dict[str, pa.Array], rows: np.ndarray) -> list[bytes]:
-    """Serialized tf.Example of ``rows``, holding only the non-missing values of ``columns``."""
-    out: list[bytes] = [b""] * len(rows)
-    if not len(rows):
-        return out
-    names = list(columns)
-    taken = [columns[name].take(pa.array(rows)) for name in names]
-    # One bit per feature: which values are present. Rows sharing a pattern are encoded together.
-    pattern = np.zeros(len(rows), np.int64)
-    for bit, column in enumerate(taken):
-        present = ~column.is_null().to_numpy(zero_copy_only=False)
-        pattern |= present.astype(np.int64) << bit
-    order = np.argsort(pattern, kind="stable")
-    boundaries = np.flatnonzero(np.diff(pattern[order])) + 1
-    for group in np.split(order, boundaries):
-        bits = int(pattern[group[0]])
-        arrays, fields = [], []
-        index = pa.array(group)
-        for bit, (name, column) in enumerate(zip(names, taken, strict=True)):
-            if bits >> bit & 1:
-                values = column.take(index)
-                arrays.append(pa.ListArray.from_arrays(pa.array(np.arange(len(group) + 1, dtype=np.int32)), values))
-                fields.append(name)
-        if arrays:
-            encoded = example_coder.RecordBatchToExamples(pa.RecordBatch.from_arrays(arrays, fields))
-        else:
-            encoded = [b""] * len(group)
-        for position, record in zip(group.tolist(), encoded, strict=True):
-            out[position] = record
-    return out
-
-
 def sort_key_columns(columns: dict[str, pa.Array], feature_set: FeatureSet, num_rows: int):
     position = feature_set.single(Role.POSITION)
     doc_id = feature_set.single(Role.DOC_ID)
@@ -76,13 +44,51 @@ def sort_key_columns(columns: dict[str, pa.Array], feature_set: FeatureSet, num_
     return pc.is_null(pos), pc.fill_null(pos.cast(pa.int64()), 0), pc.fill_null(ident, b"")
 
 
-def file_pieces(
-    typed: TypedColumns, lines: np.ndarray, source: str, feature_set: FeatureSet, max_list_size: int
-) -> list[tuple[bytes, Piece]]:
-    """(query id, piece) for every query of the file's good rows."""
+@dataclasses.dataclass
+class ChunkLists:
+    """Every query's documents in one chunk of rows, in list order, encoded.
+
+    List ``i`` (query ids ascending) has context ``contexts[i]`` and documents
+    ``docs[offsets[i]:offsets[i + 1]]`` (already cut to ``max_list_size``; ``cut[i]`` were dropped).
+    """
+
+    query_ids: list[bytes]
+    contexts: pa.Array
+    docs: pa.Array
+    offsets: np.ndarray
+    keys: tuple  # (position missing, position, doc id, line) of each kept document
+    cut: np.ndarray
+
+    def records(self, lists: np.ndarray) -> pa.Array:
+        """Serialized ELWC of the given lists (complete lists: no other chunk holds their query)."""
+        starts, ends = self.offsets[lists], self.offsets[lists + 1]
+        rows = np.concatenate([np.arange(s, e) for s, e in zip(starts, ends, strict=True)]) if len(lists) else []
+        offsets = np.concatenate(([0], np.cumsum(ends - starts)))
+        contexts = self.contexts.take(pa.array(lists, pa.int64()))
+        return frame_lists(contexts, self.docs.take(pa.array(rows, pa.int64())), offsets)
+
+    def pieces(self, lists: np.ndarray, source: str) -> list[tuple[bytes, Piece]]:
+        """(query id, piece) of the given lists, to be merged with the same queries' pieces elsewhere."""
+        out = []
+        pos_missing, pos, ident, line = self.keys
+        for i in lists.tolist():
+            s, e = int(self.offsets[i]), int(self.offsets[i + 1])
+            keys = list(
+                zip(pos_missing[s:e].tolist(), pos[s:e].tolist(), ident[s:e].tolist(), line[s:e].tolist(), strict=True)
+            )
+            docs = self.docs.slice(s, e - s).to_pylist()
+            piece = Piece(source, self.contexts[i].as_py(), keys, docs, int(self.cut[i]))
+            out.append((self.query_ids[i], piece))
+        return out
+
+
+def chunk_lists(
+    typed: TypedColumns, lines: np.ndarray, feature_set: FeatureSet, max_list_size: int
+) -> ChunkLists | None:
+    """The chunk's good rows grouped by query, sorted into list order and encoded (None if no good row)."""
     good = np.flatnonzero(typed.good_mask)
     if not len(good):
-        return []
+        return None
     columns = {name: column.take(pa.array(good)) for name, column in typed.columns.items()}
     lines = lines[good]
     n = len(good)
@@ -97,35 +103,33 @@ def file_pieces(
     change = pc.not_equal(sorted_q.slice(1), sorted_q.slice(0, n - 1)).to_numpy(zero_copy_only=False)
     starts = np.concatenate(([0], np.flatnonzero(change) + 1))
     ends = np.concatenate((starts[1:], [n]))
-
-    context_names = [f.name for f in feature_set.context_protos if f.name in columns]
-    document_names = [f.name for f in feature_set.document_protos if f.name in columns]
-    if max_list_size:
-        keep = np.concatenate([order[s : min(e, s + max_list_size)] for s, e in zip(starts, ends, strict=True)])
-    else:
-        keep = order
-    docs = encode_examples({name: columns[name] for name in document_names}, keep)
-    contexts = encode_examples({name: columns[name] for name in context_names}, order[starts])
-    keys = list(
-        zip(
-            pos_missing.take(pa.array(keep)).to_pylist(),
-            pos.take(pa.array(keep)).to_pylist(),
-            ident.take(pa.array(keep)).to_pylist(),
-            lines[keep].tolist(),
-            strict=True,
-        )
+    sizes = ends - starts
+    kept = np.minimum(sizes, max_list_size) if max_list_size else sizes
+    keep = order if not max_list_size else np.concatenate([order[s : s + k] for s, k in zip(starts, kept, strict=True)])
+    take = pa.array(keep)
+    docs = encode_examples(
+        {f.name: (f.dtype, columns[f.name].take(take)) for f in feature_set.document_protos if f.name in columns},
+        len(keep),
     )
-    qids = sorted_q.take(pa.array(starts)).to_pylist()
-    pieces = []
-    offset = 0
-    for qid, context, start, end in zip(qids, contexts, starts.tolist(), ends.tolist(), strict=True):
-        size = end - start
-        kept = min(size, max_list_size) if max_list_size else size
-        pieces.append(
-            (qid, Piece(source, context, keys[offset : offset + kept], docs[offset : offset + kept], size - kept))
-        )
-        offset += kept
-    return pieces
+    first = pa.array(order[starts])
+    contexts = encode_examples(
+        {f.name: (f.dtype, columns[f.name].take(first)) for f in feature_set.context_protos if f.name in columns},
+        len(starts),
+    )
+    keys = (
+        pos_missing.take(take).to_numpy(zero_copy_only=False),
+        pos.take(take).to_numpy(zero_copy_only=False),
+        np.asarray(ident.take(take).to_pylist(), dtype=object),
+        lines[keep],
+    )
+    return ChunkLists(
+        query_ids=sorted_q.take(pa.array(starts)).to_pylist(),
+        contexts=contexts,
+        docs=docs,
+        offsets=np.concatenate(([0], np.cumsum(kept))),
+        keys=keys,
+        cut=sizes - kept,
+    )
 
 
 def _varint(value: int) -> bytes:
@@ -151,7 +155,7 @@ def frame_elwc(context: bytes, docs: list[bytes]) -> bytes:
 def assemble(pieces: list[Piece], max_list_size: int) -> tuple[bytes, int, int]:
     """One query's pieces -> (serialized ELWC, documents written, documents cut by max_list_size).
 
-    Documents of all pieces are merged in sort-key order (ties broken by source file, then line),
+    Documents of all pieces are merged by position, doc id, then source file and line,
     the context comes from the first document's row, and only the first ``max_list_size`` are kept.
     """
     cut = sum(piece.cut for piece in pieces)
@@ -164,7 +168,8 @@ def assemble(pieces: list[Piece], max_list_size: int) -> tuple[bytes, int, int]:
             for index, piece in enumerate(pieces)
             for key, doc in zip(piece.keys, piece.docs, strict=True)
         ),
-        key=lambda item: (item[0], item[1]),
+        # (position missing, position, doc id), then source file, then line.
+        key=lambda item: (item[0][:3], item[1], item[0][3]),
     )
     context = pieces[merged[0][2]].context
     docs = [item[3] for item in merged]

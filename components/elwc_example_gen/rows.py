@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections.abc import Sequence
 
 from modules.features import Dtype, Feature, FeatureSet, Role
@@ -19,6 +20,7 @@ from modules.features import Dtype, Feature, FeatureSet, Role
 MISSING_TOKENS = frozenset({"", "null", "NULL", "None", "nan", "NaN", "NA"})
 
 Value = int | float | bytes
+_DOCID_COMMENT = re.compile(r"docid\s*=\s*(\S+)")
 
 
 class BadRowError(ValueError):
@@ -124,3 +126,33 @@ def _sort_key(document: dict[str, Value], feature_set: FeatureSet) -> tuple:
     pos = document.get(position.name) if position else None
     ident = document.get(doc_id.name, b"") if doc_id else b""
     return (pos is None, pos if pos is not None else 0, ident)
+
+
+def parse_letor_row(
+    line: str, index_to_name: dict[str, str], feature_set: FeatureSet, source: str, number: int
+) -> ParsedRow | None:
+    """One LETOR/SVMlight line ``label qid:Q idx:val ... [# docid = D]`` (None for a blank line).
+
+    The row-at-a-time reference for the column-wise reader (``formats.read_letor``): an
+    absent index is a missing value, the last ``qid:`` token is the query id.
+    """
+    body, _, comment = line.partition("#")
+    tokens = body.split()
+    if not tokens:
+        return None
+    cells = {feature_set.label.name: tokens[0]}
+    for token in tokens[1:]:
+        key, sep, value = token.partition(":")
+        if not sep or not key:
+            raise BadRowError(source, number, "unparseable_line", f"malformed token '{token}' (expected index:value)")
+        if key == "qid":
+            cells[feature_set.query_id.name] = value
+        elif key in index_to_name:
+            cells[index_to_name[key]] = value
+    doc_id = feature_set.single(Role.DOC_ID)
+    match = _DOCID_COMMENT.search(comment)
+    if doc_id is not None and match:
+        cells[doc_id.name] = match.group(1)
+    names = list(cells)
+    layout = ColumnLayout({name: i for i, name in enumerate(names)}, len(names))
+    return parse_row([cells[name] for name in names], layout, feature_set, source, number)

@@ -1,0 +1,242 @@
+"""Benchmark: the whole pipeline on MSLR-shaped data at several sizes, with LightGBM alongside.
+
+    PYTHONPATH=. python benchmarks/scaling.py [--sizes 500,2000,8000] [--work DIR]
+
+For each size (queries): ``ltr sample-data --shape mslr`` data (136 float features, ~120
+documents per query, 1 span), then ``ltr run --config <generated config>`` in a subprocess
+with everything under ``<work>/<size>/``. Reported per size:
+
+* seconds per component, from MLMD (each execution's create -> last update time);
+* documents/s of ElwcExampleGen (rows read / its seconds) and of the whole run;
+* peak RSS of the ``ltr run`` process tree (sum over the process and its children, sampled
+  every 0.2 s with psutil);
+* the pipeline's test NDCG@10 (RankingEvaluator), and LightGBM's ``LGBMRanker`` (lambdarank)
+  trained on the same train lists and scored on the same test lists (the ExampleGen's split
+  by query hash and its ``max_list_size`` cut, recomputed from the same files), with its
+  fit + predict seconds, in the same process run.
+
+Prints a table with the command and the machine. LightGBM is a benchmark-only dependency.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from modules.ranking_metrics import mean_ndcg  # noqa: E402
+from pipeline.sample_data import MslrSpec, write_mslr_data  # noqa: E402
+
+COMPONENT_ORDER = [
+    "ImportSchemaGen",
+    "ElwcExampleGen",
+    "DataViewBinder",
+    "Transform",
+    "Tuner",
+    "Trainer",
+    "latest_blessed_model_resolver",
+    "RankingEvaluator",
+    "RegistryPusher",
+]
+
+
+def _tree_rss(process) -> int:
+    import psutil
+
+    total = 0
+    try:
+        for proc in [process, *process.children(recursive=True)]:
+            try:
+                total += proc.memory_info().rss
+            except psutil.Error:
+                pass
+    except psutil.Error:
+        pass
+    return total
+
+
+def run_pipeline(config_path: Path, log_path: Path) -> dict:
+    """``ltr run`` in a subprocess: wall seconds, exit code, peak RSS of its process tree."""
+    import psutil
+
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    start = time.perf_counter()
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [str(Path(sys.executable).parent / "ltr"), "run", "--config", str(config_path)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=config_path.parent,
+        )
+        peak = 0
+        handle = psutil.Process(proc.pid)
+        stop = threading.Event()
+
+        def sample() -> None:
+            nonlocal peak
+            while not stop.is_set():
+                peak = max(peak, _tree_rss(handle))
+                time.sleep(0.2)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        code = proc.wait()
+        stop.set()
+        sampler.join()
+    return {"seconds": time.perf_counter() - start, "returncode": code, "peak_rss_mib": peak / 2**20}
+
+
+def component_seconds(metadata_path: str) -> dict[str, float]:
+    """Seconds per node of the latest pipeline run, from MLMD execution times."""
+    from ml_metadata.metadata_store import metadata_store
+    from ml_metadata.proto import metadata_store_pb2
+
+    config = metadata_store_pb2.ConnectionConfig()
+    config.sqlite.filename_uri = metadata_path
+    config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
+    store = metadata_store.MetadataStore(config)
+    runs = store.get_contexts_by_type("pipeline_run")
+    run = max(runs, key=lambda c: c.create_time_since_epoch)
+    seconds: dict[str, float] = {}
+    for execution in store.get_executions_by_context(run.id):
+        nodes = [c for c in store.get_contexts_by_execution(execution.id) if c.type == "node"]
+        name = nodes[0].name.split(".")[-1] if nodes else str(execution.id)
+        elapsed = (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000
+        seconds[name] = seconds.get(name, 0.0) + elapsed
+    return seconds
+
+
+def _letor_split(data_dir: Path, max_list_size: int, buckets: dict[str, int]):
+    """Per split (train, eval, test): (features [n, 136], labels, group sizes) with the ExampleGen's split and cut."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from components.elwc_example_gen.beam_pipeline import query_bucket
+    from components.elwc_example_gen.columns import type_table
+    from components.elwc_example_gen.formats import FormatOptions, read_letor
+    from modules.features import load_feature_set
+
+    feature_set = load_feature_set(data_dir / "schema.pbtxt")
+    names = [f.name for f in feature_set.document]
+    parts = []
+    for path in sorted((data_dir / "span-1").glob("*.txt")):
+        raw = read_letor(path.read_bytes(), str(path), FormatOptions(format="letor"), feature_set)
+        typed = type_table(raw.columns, raw.num_rows, feature_set)
+        columns = typed.columns
+        x = np.stack([pc.fill_null(columns[n], 0.0).to_numpy(zero_copy_only=False) for n in names], axis=1)
+        table = pa.table(
+            {
+                "q": columns[feature_set.query_id.name],
+                "d": pc.fill_null(columns["doc_id"], b""),
+                "line": pa.array(raw.lines),
+            }
+        )
+        parts.append((table, x, columns[feature_set.label.name].to_numpy(zero_copy_only=False)))
+    table = pa.concat_tables([p[0] for p in parts])
+    x = np.concatenate([p[1] for p in parts])
+    y = np.concatenate([p[2] for p in parts])
+    # Files are read in name order, so (query, doc id, file, line) is the ExampleGen's list order.
+    order = pc.sort_indices(table, sort_keys=[("q", "ascending"), ("d", "ascending")]).to_numpy()
+    qids = table.column("q").to_pylist()
+    splits = {name: ([], [], []) for name in buckets}
+    edges = np.cumsum(list(buckets.values()))
+    start = 0
+    while start < len(order):
+        end = start
+        qid = qids[order[start]]
+        while end < len(order) and qids[order[end]] == qid:
+            end += 1
+        rows = order[start:end][:max_list_size] if max_list_size else order[start:end]
+        bucket = query_bucket(qid, int(edges[-1]))
+        xs, ys, groups = splits[list(buckets)[int(np.searchsorted(edges, bucket, side="right"))]]
+        xs.append(x[rows])
+        ys.append(y[rows])
+        groups.append(len(rows))
+        start = end
+    return {name: (np.concatenate(xs), np.concatenate(ys), np.asarray(g)) for name, (xs, ys, g) in splits.items()}
+
+
+def run_lightgbm(data_dir: Path, max_list_size: int) -> dict:
+    import lightgbm
+
+    # The pipeline's default split: train 3, eval 1, test 1 buckets; both are judged on test.
+    split = _letor_split(data_dir, max_list_size, {"train": 3, "eval": 1, "test": 1})
+    (x_train, y_train, g_train), (x_eval, y_eval, g_eval) = split["train"], split["test"]
+    start = time.perf_counter()
+    ranker = lightgbm.LGBMRanker(objective="lambdarank", n_estimators=300, learning_rate=0.05, verbose=-1)
+    ranker.fit(x_train, y_train, group=g_train)
+    scores = ranker.predict(x_eval)
+    seconds = time.perf_counter() - start
+    bounds = np.concatenate(([0], np.cumsum(g_eval)))
+    lists = [(y_eval[s:e], scores[s:e]) for s, e in zip(bounds[:-1], bounds[1:], strict=True)]
+    return {"seconds": seconds, "ndcg_10": mean_ndcg(lists, 10), "test_lists": len(g_eval)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", default="500,2000,8000", help="queries per run, comma-separated")
+    parser.add_argument("--work", default=None, help="working folder (default: a new temp folder)")
+    args = parser.parse_args()
+    import tempfile
+
+    work = Path(args.work or tempfile.mkdtemp(prefix="bench-scaling-")).resolve()
+    results = []
+    for size in [int(s) for s in args.sizes.split(",")]:
+        base = work / str(size)
+        data = base / "data"
+        rows = write_mslr_data(data, MslrSpec(queries=size))
+        config = base / "config.yaml"
+        config.write_text(
+            (data / "config.yaml").read_text()
+            + f"pipeline_root: {base / 'home' / 'pipeline'}\n"
+            + f"metadata_path: {base / 'home' / 'metadata.sqlite'}\n"
+            + f"registry_root: {base / 'home' / 'registry'}\n"
+        )
+        run = run_pipeline(config, base / "ltr-run.log")
+        if run["returncode"]:
+            tail = (base / "ltr-run.log").read_text()[-3000:]
+            sys.exit(f"ltr run failed at {size} queries (log: {base / 'ltr-run.log'}):\n{tail}")
+        seconds = component_seconds(str(base / "home" / "metadata.sqlite"))
+        from pipeline.report import latest_run_report
+
+        report = latest_run_report(str(base / "home" / "metadata.sqlite"))
+        examples = report.artifact("Examples")
+        rows_read = examples.custom_properties["rows_read"].int_value
+        lgbm = run_lightgbm(data, max_list_size=200)
+        ndcg = report.evaluation["metrics"].get("ndcg_10")  # RankingEvaluator, eval split, full lists
+        results.append((size, rows, run, seconds, ndcg, lgbm, rows_read))
+        print(f"{size} queries done: {json.dumps(run)}", file=sys.stderr)
+
+    print(f"command: python benchmarks/scaling.py --sizes {args.sizes}")
+    print(f"machine: {platform.platform()}, {platform.processor() or platform.machine()}, {os.cpu_count()} cores")
+    print(f"load:    {os.getloadavg()[0]:.1f} (1-min load average at the end)")
+    print("data:    ltr sample-data --shape mslr (136 float features, ~120 documents per query); default config")
+    print()
+    names = [n for n in COMPONENT_ORDER if any(n in r[3] for r in results)]
+    names += sorted({n for r in results for n in r[3]} - set(names))
+    header = ["queries", "rows", *[f"{n} s" for n in names], "ltr run s", "ExampleGen docs/s", "run docs/s"]
+    header += ["peak RSS MiB", "NDCG@10", "LightGBM s", "LightGBM NDCG@10"]
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---:|" * len(header))
+    for size, rows, run, seconds, ndcg, lgbm, rows_read in results:
+        cells = [f"{size:,}", f"{rows:,}", *[f"{seconds.get(n, 0):.1f}" for n in names], f"{run['seconds']:.1f}"]
+        example_gen = seconds.get("ElwcExampleGen") or float("nan")
+        cells += [f"{rows_read / example_gen:,.0f}", f"{rows / run['seconds']:,.0f}", f"{run['peak_rss_mib']:,.0f}"]
+        cells += [f"{ndcg:.4f}" if ndcg is not None else "-", f"{lgbm['seconds']:.1f}", f"{lgbm['ndcg_10']:.4f}"]
+        print("| " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
