@@ -14,7 +14,7 @@ venv: $(STAMP)
 $(STAMP): requirements.lock setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check "$$(grep '^uv==' requirements.lock)"
-	$(BIN)/uv pip sync --python $(BIN)/python requirements.lock
+	$(BIN)/uv pip sync --compile-bytecode --python $(BIN)/python requirements.lock
 	$(BIN)/uv pip install --python $(BIN)/python --no-deps --no-build-isolation -e .
 	$(BIN)/python -c "from google.protobuf.internal import api_implementation as a; t = a.Type(); assert t == 'upb', f'protobuf backend is {t}, expected upb (see README: Dependencies)'"
 	touch $(STAMP)
