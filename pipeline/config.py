@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from modules.training_config import STRATEGIES, TUNER_ALGORITHMS, TrainingConfig, TunerSettings
+from modules.training.config import STRATEGIES, TUNER_ALGORITHMS, TrainingConfig, TunerSettings
 
 # Kept here (not imported from components/) so loading a config stays light.
 EVALUATION_METRICS = ("ndcg_1", "ndcg_5", "ndcg_10", "mrr")

@@ -11,7 +11,7 @@ from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 from tfx.dsl.compiler import constants
 
-from modules.training_config import METRICS_FILE
+from modules.training.config import METRICS_FILE
 
 
 @dataclasses.dataclass

@@ -15,8 +15,8 @@ import tensorflow_transform as tft
 from tensorflow_serving.apis import input_pb2
 
 from components.elwc_example_gen.elwc import elwc_from_values
-from modules.features import Transform
-from modules.model_inputs import raw_to_model_inputs
+from modules.features import DOCUMENT_BLOCK, Role, Transform
+from modules.training.inputs import ModelInputs, raw_to_model_inputs
 from tests.helpers import read_records
 
 PROBE = os.path.join(os.path.dirname(__file__), "serving_probe.py")
@@ -63,15 +63,19 @@ def test_training_and_serving_transform_features_identically(pipeline_run, featu
     """The Trainer's input pipeline and the served graph agree to 1e-6, missing values included."""
     _, report = pipeline_run
     records, out = served
-    tft_layer = tft.TFTransformOutput(report.artifact("TransformGraph").uri).transform_features_layer()
-    training, _ = raw_to_model_inputs(tf.constant(records), feature_set, tft_layer, list_size=None)
+    tft_output = tft.TFTransformOutput(report.artifact("TransformGraph").uri)
+    model_inputs = ModelInputs.from_transform_output(feature_set, tft_output)
+    training, _ = raw_to_model_inputs(
+        tf.constant(records), feature_set, model_inputs, tft_output.transform_features_layer(), list_size=None
+    )
     for name, value in training.items():
         np.testing.assert_allclose(out[f"transformed/{name}"], value.numpy(), atol=1e-6, err_msg=name)
 
     # Independently of both graphs: default filling + signed log1p computed by hand.
     elwcs = [input_pb2.ExampleListWithContext.FromString(r) for r in records]
     missing = 0
-    for feature in feature_set.document:
+    block = out[f"transformed/{DOCUMENT_BLOCK}"]
+    for column, feature in enumerate(feature_set.numeric(Role.DOCUMENT)):
         if feature.transform != Transform.LOG1P:
             continue
         for i, elwc in enumerate(elwcs):
@@ -81,7 +85,7 @@ def test_training_and_serving_transform_features_identically(pipeline_run, featu
                 missing += not values
                 raw = values[0] if values else feature.default
                 expected = math.copysign(math.log1p(abs(raw)), raw)
-                assert out[f"transformed/{feature.name}"][i, j, 0] == pytest.approx(expected, abs=1e-5)
+                assert block[i, j, column] == pytest.approx(expected, abs=1e-5)
     assert missing > 0  # the check covered missing values
 
 

@@ -12,8 +12,8 @@ import tensorflow as tf
 from tensorflow_serving.apis import input_pb2
 from tfx.components.trainer.fn_args_utils import FnArgs
 
-from modules import hparams
-from modules.trainer import METRICS_FILE, run_fn
+from modules.training import hparams
+from modules.training.trainer import METRICS_FILE, run_fn
 from pipeline.ranking_metrics import mean_ndcg, random_ndcg
 
 TRAINING = {"epochs": 3, "early_stopping_patience": 1, "seed": 0, "cluster_timeout_s": 300}

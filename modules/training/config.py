@@ -17,7 +17,7 @@ STRATEGIES = ("none", "mirrored", "multi_worker", "parameter_server")
 TUNER_ALGORITHMS = ("random", "bayesian", "hyperband")
 TUNER_CONFIG_KEY = "tuner"
 # What run_fn writes into the ModelRun artifact (eval metrics, history, hyperparameters);
-# here, not in modules.trainer, so readers (report, Pusher) need not import TensorFlow.
+# here, not in modules.training.trainer, so readers (report, Pusher) need not import TensorFlow.
 METRICS_FILE = "metrics.json"
 # custom_config key: True when the Tuner is off, so training without imported
 # hyperparameters fails instead of silently using the defaults.
