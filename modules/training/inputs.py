@@ -72,6 +72,26 @@ class ModelInputs:
         return ([CONTEXT_BLOCK] if self.context_block else []) + list(self.context_ids)
 
 
+def sample_documents(transformed: dict[str, Any], keys: list[str], list_size: int, seed: tf.Tensor) -> dict[str, Any]:
+    """At most ``list_size`` documents of each list, drawn uniformly without replacement, in random order.
+
+    As TF-Ranking's ``shuffle_examples``: the documents of each list are shuffled
+    (a random key per document, sorted within its list), then ``densify`` keeps
+    the first ``list_size``. A new ``seed`` (``[2]`` int) per batch and epoch gives a
+    new draw, so over epochs every document of a long list is seen. ``keys``: the
+    ragged ``[B, (docs), ...]`` outputs to permute together (features and label).
+    """
+    rows = transformed[keys[0]]
+    row_ids = tf.cast(rows.value_rowids(), tf.float64)
+    noise = tf.random.stateless_uniform(tf.shape(row_ids), seed=seed, dtype=tf.float64)
+    order = tf.argsort(row_ids + noise)  # list by list, documents in random order
+    sampled = dict(transformed)
+    for key in keys:
+        ragged = transformed[key]
+        sampled[key] = ragged.with_values(tf.gather(ragged.values, order))
+    return sampled
+
+
 def densify(
     transformed: dict[str, Any], model_inputs: ModelInputs, label_key: str, list_size: int | None = None
 ) -> tuple[dict[str, tf.Tensor], tf.Tensor | None]:
@@ -118,10 +138,20 @@ def raw_to_model_inputs(
     model_inputs: ModelInputs,
     transform_fn: TransformFn,
     list_size: int | None = None,
+    sample_seed: tf.Tensor | None = None,
 ) -> tuple[dict[str, tf.Tensor], tf.Tensor | None]:
-    """Serialized ELWC ``[B]`` -> (model features, labels)."""
+    """Serialized ELWC ``[B]`` -> (model features, labels).
+
+    ``list_size`` (training): each list is cut to that many documents, sampled at
+    random with ``sample_seed`` (see ``sample_documents``); ``None`` (validation,
+    serving): full lists, padded to the longest of the batch and masked.
+    """
     transformed = transform_fn(decode_elwc(serialized, feature_set))
-    return densify(transformed, model_inputs, feature_set.label.name, list_size)
+    label = feature_set.label.name
+    if list_size is not None and sample_seed is not None:
+        keys = model_inputs.document_keys + ([label] if label in transformed else [])
+        transformed = sample_documents(transformed, keys, list_size, sample_seed)
+    return densify(transformed, model_inputs, label, list_size)
 
 
 def make_dataset(
@@ -130,7 +160,7 @@ def make_dataset(
     model_inputs: ModelInputs,
     transform_fn: TransformFn,
     batch_size: int,
-    list_size: int,
+    list_size: int | None,
     shuffle: bool,
     repeat: bool,
     seed: int = 0,
@@ -139,6 +169,9 @@ def make_dataset(
 ) -> tf.data.Dataset:
     """A ``tf.data`` pipeline over ExampleGen's GZIP TFRecords of ELWC.
 
+    ``list_size``: training samples that many documents of each list, afresh for
+    every batch of every epoch (``sample_documents``); ``None`` keeps full lists
+    (validation: the NDCG of the whole list, as the evaluator computes it).
     ``num_shards``/``shard_index``: distributed training reads every
     ``num_shards``-th list from ``shard_index`` on, before decoding, so each
     input pipeline decodes only its own lists.
@@ -158,8 +191,13 @@ def make_dataset(
     if repeat:
         dataset = dataset.repeat()
     dataset = dataset.batch(batch_size, drop_remainder=repeat)
+    # Batch i of the (repeated) stream draws its documents with the stateless seed
+    # (seed, shard, i): reproducible whatever the parallelism, new at every epoch.
+    dataset = dataset.enumerate()
     dataset = dataset.map(
-        lambda records: raw_to_model_inputs(records, feature_set, model_inputs, transform_fn, list_size),
+        lambda i, records: raw_to_model_inputs(
+            records, feature_set, model_inputs, transform_fn, list_size, tf.stack([seed * 1009 + shard_index, i])
+        ),
         num_parallel_calls=tf.data.AUTOTUNE,
     )
     return dataset.prefetch(tf.data.AUTOTUNE)
@@ -199,7 +237,8 @@ class FnInputs:
     def dataset(
         self, files: list[str], train: bool, batch_size: int | None = None, num_shards: int = 1, shard_index: int = 0
     ) -> tf.data.Dataset:
-        """Training data repeats and shuffles; evaluation data is one full pass."""
+        """Training data repeats, shuffles and samples ``list_size`` documents per list;
+        evaluation data is one full pass over full lists."""
         tft_layer = self.tft_output.transform_features_layer()
         return make_dataset(
             files,
@@ -207,7 +246,7 @@ class FnInputs:
             self.model_inputs,
             tft_layer,
             batch_size=batch_size or self.config.batch_size,
-            list_size=self.config.list_size,
+            list_size=self.config.list_size if train else None,
             shuffle=train,
             repeat=train,
             seed=self.config.seed,
