@@ -132,6 +132,37 @@ def test_missing_features_get_the_schema_defaults(model, feature_set):
     np.testing.assert_allclose(empty["scores"].numpy(), explicit[0], atol=1e-6)
 
 
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_nan_and_inf_are_missing_values_in_every_signature(model, feature_set, bad):
+    """Issue 13: a NaN in serialized ELWC scored NaN; now NaN and +-inf get the default everywhere."""
+    serve = model.signatures["serving_default"]
+    defaults = {f.name: _typed_default(f) for f in feature_set.document}
+    context = {f.name: _typed_default(f) for f in feature_set.context}
+    explicit = serve(examples=tf.constant([_elwc([defaults, defaults], context)]))["scores"].numpy()
+    floats = [f.name for f in feature_set.document if f.dtype.value == "float"]
+    assert floats  # ELWC int64 features cannot carry NaN or inf
+    broken = {**defaults, **{name: bad for name in floats}}
+    scores = serve(examples=tf.constant([_elwc([broken, broken], context)]))["scores"].numpy()
+    np.testing.assert_allclose(scores, explicit, atol=1e-6)
+    transformed = model.signatures["transform_features"](examples=tf.constant([_elwc([broken], context)]))
+    assert all(np.isfinite(v.numpy()).all() for k, v in transformed.items() if v.dtype == tf.float32)
+    tensors = model.signatures["predict_tensors"]
+    names = list(tensors.structured_input_signature[1])
+    out = tensors(**{n: tf.fill([2, 1], bad) for n in names})["scores"].numpy()
+    np.testing.assert_allclose(out, explicit[0], atol=1e-6)
+
+
+def test_an_empty_batch_returns_an_empty_result(model):
+    """Issue 13: serving [] raised InvalidArgumentError (DecodeProtoV2 takes no empty batch)."""
+    out = model.signatures["serving_default"](examples=tf.constant([], tf.string))
+    assert out["scores"].shape == (0, 0) and out["mask"].shape == (0, 0)
+    transformed = model.signatures["transform_features"](examples=tf.constant([], tf.string))
+    assert all(v.shape[0] == 0 for v in transformed.values())
+    tensors = model.signatures["predict_tensors"]
+    names = list(tensors.structured_input_signature[1])
+    assert tensors(**{name: tf.zeros([0, 1]) for name in names})["scores"].shape == (0,)
+
+
 def test_empty_list_and_lists_longer_than_training(model, pipeline_run):
     config, _ = pipeline_run
     serve = model.signatures["serving_default"]

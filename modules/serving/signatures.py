@@ -44,7 +44,7 @@ def _tensor_spec(feature: Feature) -> tf.TensorSpec:
 def _rows(feature: Feature, values: tf.Tensor, rows: tf.Tensor) -> tf.Tensor:
     """``[rows or 0, 1]`` -> ``[rows]``; an empty tensor is a missing value on every row."""
     given = tf.shape(values)[0]
-    tf.debugging.Assert(
+    check = tf.debugging.Assert(
         tf.logical_or(tf.equal(given, rows), tf.equal(given, 0)),
         [
             f"feature '{feature.name}' has",
@@ -54,10 +54,9 @@ def _rows(feature: Feature, values: tf.Tensor, rows: tf.Tensor) -> tf.Tensor:
             "documents: give every feature one row per document, or an empty [0, 1] tensor",
         ],
     )
-    missing = "" if feature.dtype == Dtype.BYTES else float("nan")
-    return tf.cond(
-        tf.equal(given, 0), lambda: tf.fill([rows], tf.constant(missing, values.dtype)), lambda: values[:, 0]
-    )
+    missing = tf.constant("" if feature.dtype == Dtype.BYTES else float("nan"), values.dtype)
+    with tf.control_dependencies([check]):  # Checked before the columns are stacked.
+        return tf.cond(tf.equal(given, 0), lambda: tf.fill([rows], missing), lambda: values[:, 0])
 
 
 def _numeric_block(inputs: dict[str, tf.Tensor], features: tuple[Feature, ...], rows: tf.Tensor) -> tf.Tensor:

@@ -78,13 +78,16 @@ def _block(parsed: dict[str, tf.Tensor], features: tuple[Feature, ...]) -> tf.Te
 
 def split_elwc(records: tf.Tensor) -> tuple[tf.Tensor, tf.RaggedTensor]:
     """Splits serialized ELWCs into context Examples [B] and documents [B, (docs)]."""
+    # DecodeProtoV2 refuses an empty batch: decode one empty record more, then drop it.
+    batch = tf.shape(records)[0]
     sizes, (examples, context) = tf.io.decode_proto(
-        records,
+        tf.concat([records, [""]], axis=0),
         message_type="ltr.RawElwc",
         field_names=["examples", "context"],
         output_types=[tf.string, tf.string],
         descriptor_source=_DESCRIPTOR_SOURCE,
     )
+    sizes, examples, context = sizes[:batch], examples[:batch], context[:batch]
     documents = tf.RaggedTensor.from_tensor(examples, lengths=sizes[:, 0])
     # An absent context decodes to no value: parse it as an empty Example.
     context = tf.RaggedTensor.from_tensor(context, lengths=sizes[:, 1]).to_tensor(default_value="", shape=[None, 1])[
