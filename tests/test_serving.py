@@ -188,7 +188,7 @@ def test_wrong_dtype_is_a_clear_error_naming_the_feature(model):
     args["price"] = tf.constant([[1.0], [2.0], [3.0]])
     with pytest.raises(
         tf.errors.InvalidArgumentError,
-        match=r"price_change_7d\W{0,3} has\] \[2\] \[rows but the list has\] \[3\] \[documents",
+        match=r"\[price_change_7d\] \[has\] \[2\] \[rows but the list has\] \[3\] \[documents",
     ):
         tensors(**args)
     args["price"] = tf.constant([["a"], ["b"]])
