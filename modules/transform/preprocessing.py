@@ -117,6 +117,12 @@ def _vocabulary(feature: Feature, values: tf.Tensor) -> tf.Tensor:
 
 
 def transform_features(inputs: dict[str, Any], feature_set: FeatureSet) -> dict[str, Any]:
+    for role, key in ((Role.CONTEXT, CONTEXT_BLOCK), (Role.DOCUMENT, DOCUMENT_BLOCK)):
+        if feature_set.numeric(role) and key not in inputs:
+            raise ValueError(
+                f"the decoded examples have no '{key}' block: their DataView was written by an ElwcExampleGen "
+                "older than the vectorized feature path; re-run ElwcExampleGen (e.g. with caching off)"
+            )
     outputs: dict[str, Any] = {}
     # Context: one row per list.
     context = feature_set.numeric(Role.CONTEXT)
