@@ -27,12 +27,12 @@ import tensorflow as tf  # noqa: E402
 import tensorflow_ranking as tfr  # noqa: E402
 from tensorflow_serving.apis import input_pb2  # noqa: E402
 
-from modules import hparams  # noqa: E402
 from modules.features import MASK_KEY, Dtype, Transform, load_feature_set  # noqa: E402
-from modules.fn_inputs import count_records  # noqa: E402
-from modules.model import make_scorer  # noqa: E402
-from modules.preprocessing import signed_log1p  # noqa: E402
-from modules.trainer import TrainJob, TrainThroughput, train_and_export  # noqa: E402
+from modules.training import hparams  # noqa: E402
+from modules.training.inputs import count_records  # noqa: E402
+from modules.training.model import make_scorer  # noqa: E402
+from modules.training.trainer import TrainJob, TrainThroughput, train_and_export  # noqa: E402
+from modules.transform.preprocessing import signed_log1p  # noqa: E402
 from pipeline.transform_run import run_until_transform  # noqa: E402
 
 HP = dict(scorer="dnn", loss="softmax_loss", learning_rate=0.01, hidden_units=64, num_layers=2, dropout=0.1)

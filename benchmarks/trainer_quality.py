@@ -21,7 +21,7 @@ import tensorflow as tf  # noqa: E402
 from tensorflow_serving.apis import input_pb2  # noqa: E402
 
 from modules.ranking_metrics import mean_ndcg  # noqa: E402
-from modules.training_config import METRICS_FILE  # noqa: E402
+from modules.training.config import METRICS_FILE  # noqa: E402
 from pipeline.report import latest_run_report  # noqa: E402
 from pipeline.sample_data import read_oracle  # noqa: E402
 

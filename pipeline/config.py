@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 from components.registry_pusher.names import NAME_RULE, is_valid_name
-from modules.training_config import STRATEGIES, TUNER_ALGORITHMS, TrainingConfig, TunerSettings
+from modules.training.config import STRATEGIES, TUNER_ALGORITHMS, TrainingConfig, TunerSettings
 
 # Kept here (not imported from components/) so loading a config stays light.
 EVALUATION_METRICS = ("ndcg_1", "ndcg_5", "ndcg_10", "mrr")

@@ -23,16 +23,16 @@ from components.registry_pusher import RegistryPusher
 from components.registry_pusher.backends import open_registry
 from components.serving_check import ServingCheck
 from modules.features import DEFAULT_SCHEMA_PATH
-from modules.preprocessing import OVERRIDES_CONFIG_KEY, SCHEMA_CONFIG_KEY
-from modules.training_config import REQUIRE_HYPERPARAMETERS_KEY, TUNER_CONFIG_KEY
+from modules.training.config import REQUIRE_HYPERPARAMETERS_KEY, TUNER_CONFIG_KEY
+from modules.transform.preprocessing import OVERRIDES_CONFIG_KEY, SCHEMA_CONFIG_KEY
 from pipeline.config import Config
 
 if TYPE_CHECKING:
     from pipeline.vertex_training import VertexSpec
 
-PREPROCESSING_FN = "modules.preprocessing.preprocessing_fn"
-TUNER_FN = "modules.tuner.tuner_fn"
-RUN_FN = "modules.trainer.run_fn"
+PREPROCESSING_FN = "modules.transform.preprocessing.preprocessing_fn"
+TUNER_FN = "modules.training.tuner.tuner_fn"
+RUN_FN = "modules.training.trainer.run_fn"
 TUNER_ID = "Tuner"
 HYPERPARAMETERS_IMPORTER_ID = "HyperparametersImporter"
 HYPERPARAMETERS_RESOLVER_ID = "LatestHyperparametersResolver"

@@ -11,7 +11,7 @@ from typing import Any
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
-from modules.training_config import METRICS_FILE
+from modules.training.config import METRICS_FILE
 
 # MLMD context types of TFX's orchestrators (tfx.dsl.compiler.constants), spelled out so
 # that reading MLMD imports no TFX (tests/test_registry_integrity.py checks they agree).

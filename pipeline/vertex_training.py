@@ -5,7 +5,7 @@
 these dicts as their ``custom_config`` (the Tuner also takes
 ``vertex_tune_args``). Worker pools follow Vertex's order: pool 0 the chief
 (one replica), pool 1 the workers, pool 2 the parameter servers; Vertex then
-sets ``TF_CONFIG`` on every replica and ``modules.trainer.run_fn`` builds the
+sets ``TF_CONFIG`` on every replica and ``modules.training.trainer.run_fn`` builds the
 configured strategy from it (the same code as the local multi-process run).
 
     strategy          pool 0 (chief)      pool 1 (workers)     pool 2 (ps)
@@ -24,7 +24,7 @@ from tfx.extensions.google_cloud_ai_platform.trainer import executor as trainer_
 from tfx.extensions.google_cloud_ai_platform.tuner import executor as tuner_executor
 from tfx.proto import tuner_pb2
 
-from modules.training_config import TUNER_CONFIG_KEY
+from modules.training.config import TUNER_CONFIG_KEY
 from pipeline.config import Config
 
 

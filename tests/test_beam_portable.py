@@ -12,8 +12,8 @@ import tensorflow as tf
 import tensorflow_transform as tft
 from tensorflow_serving.apis import input_pb2
 
-from modules.elwc_decoder import decode_elwc
 from modules.features import load_feature_set
+from modules.transform.decoder import decode_elwc
 from pipeline.beam_services import configured_beam, portable_beam_args, portable_runner
 from pipeline.cli import _RUN_OPTION_KEYS, _config_from_args, build_parser
 from pipeline.config import load_config

@@ -237,8 +237,8 @@ def test_the_file_names_the_report_reads_are_the_ones_the_components_write():
 
     from components.elwc_example_gen.summary import SUMMARY_FILE
     from components.ranking_evaluator.executor import EVALUATION_FILE
-    from modules.model import VAL_NDCG_METRIC
-    from modules.trainer import LOGS_DIR
+    from modules.training.model import VAL_NDCG_METRIC
+    from modules.training.trainer import LOGS_DIR
 
     assert report_read.TUNER_RESULTS_FILE == tuner_executor._DEFAULT_TUNER_RESULTS_FILE_NAME
     assert report_read.EVALUATION_FILE == EVALUATION_FILE

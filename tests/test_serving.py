@@ -15,8 +15,8 @@ import tensorflow_transform as tft
 from tensorflow_serving.apis import input_pb2
 
 from components.elwc_example_gen.elwc import elwc_from_values
-from modules.features import Transform
-from modules.model_inputs import raw_to_model_inputs
+from modules.features import DOCUMENT_BLOCK, Role, Transform
+from modules.training.inputs import ModelInputs, raw_to_model_inputs
 from tests.helpers import read_records
 
 PROBE = os.path.join(os.path.dirname(__file__), "serving_probe.py")
@@ -63,15 +63,19 @@ def test_training_and_serving_transform_features_identically(pipeline_run, featu
     """The Trainer's input pipeline and the served graph agree to 1e-6, missing values included."""
     _, report = pipeline_run
     records, out = served
-    tft_layer = tft.TFTransformOutput(report.artifact("TransformGraph").uri).transform_features_layer()
-    training, _ = raw_to_model_inputs(tf.constant(records), feature_set, tft_layer, list_size=None)
+    tft_output = tft.TFTransformOutput(report.artifact("TransformGraph").uri)
+    model_inputs = ModelInputs.from_transform_output(feature_set, tft_output)
+    training, _ = raw_to_model_inputs(
+        tf.constant(records), feature_set, model_inputs, tft_output.transform_features_layer(), list_size=None
+    )
     for name, value in training.items():
         np.testing.assert_allclose(out[f"transformed/{name}"], value.numpy(), atol=1e-6, err_msg=name)
 
     # Independently of both graphs: default filling + signed log1p computed by hand.
     elwcs = [input_pb2.ExampleListWithContext.FromString(r) for r in records]
     missing = 0
-    for feature in feature_set.document:
+    block = out[f"transformed/{DOCUMENT_BLOCK}"]
+    for column, feature in enumerate(feature_set.numeric(Role.DOCUMENT)):
         if feature.transform != Transform.LOG1P:
             continue
         for i, elwc in enumerate(elwcs):
@@ -81,7 +85,7 @@ def test_training_and_serving_transform_features_identically(pipeline_run, featu
                 missing += not values
                 raw = values[0] if values else feature.default
                 expected = math.copysign(math.log1p(abs(raw)), raw)
-                assert out[f"transformed/{feature.name}"][i, j, 0] == pytest.approx(expected, abs=1e-5)
+                assert block[i, j, column] == pytest.approx(expected, abs=1e-5)
     assert missing > 0  # the check covered missing values
 
 
@@ -128,6 +132,37 @@ def test_missing_features_get_the_schema_defaults(model, feature_set):
     np.testing.assert_allclose(empty["scores"].numpy(), explicit[0], atol=1e-6)
 
 
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_nan_and_inf_are_missing_values_in_every_signature(model, feature_set, bad):
+    """Issue 13: a NaN in serialized ELWC scored NaN; now NaN and +-inf get the default everywhere."""
+    serve = model.signatures["serving_default"]
+    defaults = {f.name: _typed_default(f) for f in feature_set.document}
+    context = {f.name: _typed_default(f) for f in feature_set.context}
+    explicit = serve(examples=tf.constant([_elwc([defaults, defaults], context)]))["scores"].numpy()
+    floats = [f.name for f in feature_set.document if f.dtype.value == "float"]
+    assert floats  # ELWC int64 features cannot carry NaN or inf
+    broken = {**defaults, **{name: bad for name in floats}}
+    scores = serve(examples=tf.constant([_elwc([broken, broken], context)]))["scores"].numpy()
+    np.testing.assert_allclose(scores, explicit, atol=1e-6)
+    transformed = model.signatures["transform_features"](examples=tf.constant([_elwc([broken], context)]))
+    assert all(np.isfinite(v.numpy()).all() for k, v in transformed.items() if v.dtype == tf.float32)
+    tensors = model.signatures["predict_tensors"]
+    names = list(tensors.structured_input_signature[1])
+    out = tensors(**{n: tf.fill([2, 1], bad) for n in names})["scores"].numpy()
+    np.testing.assert_allclose(out, explicit[0], atol=1e-6)
+
+
+def test_an_empty_batch_returns_an_empty_result(model):
+    """Issue 13: serving [] raised InvalidArgumentError (DecodeProtoV2 takes no empty batch)."""
+    out = model.signatures["serving_default"](examples=tf.constant([], tf.string))
+    assert out["scores"].shape == (0, 0) and out["mask"].shape == (0, 0)
+    transformed = model.signatures["transform_features"](examples=tf.constant([], tf.string))
+    assert all(v.shape[0] == 0 for v in transformed.values())
+    tensors = model.signatures["predict_tensors"]
+    names = list(tensors.structured_input_signature[1])
+    assert tensors(**{name: tf.zeros([0, 1]) for name in names})["scores"].shape == (0,)
+
+
 def test_empty_list_and_lists_longer_than_training(model, pipeline_run):
     config, _ = pipeline_run
     serve = model.signatures["serving_default"]
@@ -153,7 +188,7 @@ def test_wrong_dtype_is_a_clear_error_naming_the_feature(model):
     args["price"] = tf.constant([[1.0], [2.0], [3.0]])
     with pytest.raises(
         tf.errors.InvalidArgumentError,
-        match=r"price_change_7d\W{0,3} has\] \[2\] \[rows but the list has\] \[3\] \[documents",
+        match=r"\[price_change_7d\] \[has\] \[2\] \[rows but the list has\] \[3\] \[documents",
     ):
         tensors(**args)
     args["price"] = tf.constant([["a"], ["b"]])

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from modules import distribution
-from modules.local_cluster import ClusterError, run_local_cluster
-from modules.trainer import TrainJob
+from modules.training import distribution
+from modules.training.local_cluster import ClusterError, run_local_cluster
+from modules.training.trainer import TrainJob
 
 
 def _tf_config(cluster, task_type, index):

@@ -12,9 +12,9 @@ import tensorflow as tf
 from tensorflow_serving.apis import input_pb2
 from tfx.components.trainer.fn_args_utils import FnArgs
 
-from modules import hparams
 from modules.ranking_metrics import mean_ndcg, random_ndcg
-from modules.trainer import METRICS_FILE, run_fn
+from modules.training import hparams
+from modules.training.trainer import METRICS_FILE, run_fn
 
 TRAINING = {"epochs": 3, "early_stopping_patience": 1, "seed": 0, "cluster_timeout_s": 300}
 # A small, stable model: the eval split has ~40 lists, so the comparison must not ride on noise.
@@ -88,7 +88,9 @@ def test_multi_worker_quality_matches_one_process_and_the_export_is_the_best_epo
     assert multi["eval"]["ndcg_10"] >= single["eval"]["ndcg_10"] - 0.05, (single["eval"], multi["eval"])
     assert multi["eval"]["ndcg_10"] == pytest.approx(max(multi["validation_history"]), abs=1e-4)
     exported, random = _numpy_ndcg(transform_run, out / "serving")
-    assert exported == pytest.approx(multi["eval"]["ndcg_10"], abs=0.02)
+    # Validation scores full lists (no truncation to list_size, padding masked): the Trainer's
+    # NDCG@10 is the number computed on the served model's scores of the same split.
+    assert exported == pytest.approx(multi["eval"]["ndcg_10"], abs=1e-4)
     assert exported > random + 0.1
 
 
@@ -105,5 +107,5 @@ def test_parameter_server_strategy_trains_on_a_local_cluster_and_exports(transfo
     ]
     assert len(summary["validation_history"]) == summary["epochs_run"] >= 1
     exported, random = _numpy_ndcg(transform_run, tmp_path / "serving")
-    assert exported == pytest.approx(summary["eval"]["ndcg_10"], abs=0.02)
+    assert exported == pytest.approx(summary["eval"]["ndcg_10"], abs=1e-4)  # full lists, as above
     assert exported > random + 0.1

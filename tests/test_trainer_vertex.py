@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from modules.trainer import TrainJob  # noqa: F401  (run_fn's module must import without cloud packages)
-from modules.training_config import TrainingConfig
+from modules.training.config import TrainingConfig
+from modules.training.trainer import TrainJob  # noqa: F401  (run_fn's module must import without cloud packages)
 from pipeline.config import apply_overrides, load_config
 from pipeline.vertex_training import VertexSpec, vertex_trainer_args, vertex_tune_args, vertex_tuner_args
 
@@ -71,11 +71,11 @@ def test_the_extension_components_accept_the_args():
     examples = channel_utils.as_channel([standard_artifacts.Examples()])
     config = _config(strategy="multi_worker", workers=2)
     trainer = Trainer(
-        run_fn="modules.trainer.run_fn", examples=examples, custom_config=vertex_trainer_args(config, SPEC)
+        run_fn="modules.training.trainer.run_fn", examples=examples, custom_config=vertex_trainer_args(config, SPEC)
     )
     assert trainer.exec_properties["custom_config"]
     tuner = Tuner(
-        tuner_fn="modules.tuner.tuner_fn",
+        tuner_fn="modules.training.tuner.tuner_fn",
         examples=examples,
         tune_args=vertex_tune_args(SPEC),
         custom_config=vertex_tuner_args(config, SPEC),

@@ -17,13 +17,13 @@ from tfx.orchestration import pipeline as tfx_pipeline
 from tfx.proto import example_gen_pb2
 
 from components.elwc_example_gen import ElwcExampleGen
-from modules.elwc_decoder import decode_elwc
-from modules.features import DEFAULT_SCHEMA_PATH, feature_set_from_schema, load_schema
-from modules.fn_inputs import FnInputs
-from modules.model import build_model
-from modules.preprocessing import OVERRIDES_CONFIG_KEY, SCHEMA_CONFIG_KEY, apply_overrides
-from modules.serving import export_serving_model
-from modules.training_config import TrainingConfig
+from modules.features import DEFAULT_SCHEMA_PATH, DOCUMENT_BLOCK, Role, Transform, feature_set_from_schema, load_schema
+from modules.serving.signatures import export_serving_model
+from modules.training.config import TrainingConfig
+from modules.training.inputs import FnInputs
+from modules.training.model import build_model
+from modules.transform.decoder import decode_elwc
+from modules.transform.preprocessing import OVERRIDES_CONFIG_KEY, SCHEMA_CONFIG_KEY, apply_overrides
 
 BRAND = """
 feature {
@@ -33,7 +33,7 @@ feature {
 }
 """
 BRANDS = ["acme", "globex", "initech"]
-OVERRIDES = {"price": "zscore", "rating": "bucketize"}
+OVERRIDES = {"price": "zscore", "num_reviews": "zscore", "rating": "bucketize"}
 
 
 @pytest.fixture(scope="module")
@@ -45,12 +45,14 @@ def transformed(tmp_path_factory):
     (tmp / "data" / "span-1").mkdir(parents=True)
     with open(tmp / "data" / "span-1" / "logs.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["query_id", "doc_id", "price", "rating", "brand", "label"])
+        writer.writerow(["query_id", "doc_id", "price", "num_reviews", "rating", "brand", "label"])
         for q in range(30):
             for d in range(int(rng.integers(2, 8))):
                 price = "" if rng.random() < 0.2 else f"{rng.lognormal(3, 1):.2f}"
                 brand = "" if rng.random() < 0.2 else BRANDS[int(rng.integers(0, 3))]
-                writer.writerow([f"q{q}", f"d{d}", price, f"{rng.uniform(1, 5):.1f}", brand, int(rng.integers(0, 5))])
+                reviews = "" if rng.random() < 0.3 else int(rng.integers(0, 500))
+                row = [f"q{q}", f"d{d}", price, reviews, f"{rng.uniform(1, 5):.1f}", brand, int(rng.integers(0, 5))]
+                writer.writerow(row)
 
     schema_gen = tfx.components.ImportSchemaGen(schema_file=str(schema_path))
     example_gen = ElwcExampleGen(
@@ -65,7 +67,7 @@ def transformed(tmp_path_factory):
     transform = tfx.components.Transform(
         examples=example_gen.outputs["examples"],
         schema=schema_gen.outputs["schema"],
-        preprocessing_fn="modules.preprocessing.preprocessing_fn",
+        preprocessing_fn="modules.transform.preprocessing.preprocessing_fn",
         custom_config={SCHEMA_CONFIG_KEY: schema_path.read_text(), OVERRIDES_CONFIG_KEY: OVERRIDES},
         materialize=False,
     )
@@ -90,20 +92,38 @@ def transformed(tmp_path_factory):
     return tft.TFTransformOutput(graph_uri), feature_set, raw, outputs, records
 
 
-def test_zscore_is_computed_over_all_documents_with_defaults_filled(transformed):
+def test_block_matches_a_per_feature_reference_zscore_over_all_documents(transformed):
+    """Each column of the document block against its own per-feature computation in numpy:
+    z-score with the column's own mean and std over all real documents (defaults filled),
+    signed log1p or passthrough otherwise; the bucketized column has left the block."""
     _, feature_set, raw, outputs, _ = transformed
-    default = feature_set["price"].default
-    filled = np.array([v[0] if v else default for v in raw["price"].values.to_list()])
-    assert (np.array([len(v) for v in raw["price"].values.to_list()]) == 0).any()  # some prices are missing
-    expected = (filled - filled.mean()) / filled.std()
-    np.testing.assert_allclose(outputs["price"].flat_values.numpy(), expected, rtol=1e-4, atol=1e-4)
+    numeric = feature_set.numeric(Role.DOCUMENT)
+    values = raw[DOCUMENT_BLOCK].values.numpy()
+    kept = [f for f in numeric if f.transform != Transform.BUCKETIZE]
+    block = outputs[DOCUMENT_BLOCK].values.numpy()
+    assert block.shape == (len(values), len(kept))
+    for j, feature in enumerate(kept):
+        column = values[:, [f.name for f in numeric].index(feature.name)].astype(np.float64)
+        filled = np.where(np.isfinite(column), column, feature.default)
+        if feature.transform == Transform.ZSCORE:
+            assert np.isnan(column).any(), feature.name  # some values are missing
+            expected = (filled - filled.mean()) / filled.std()
+        elif feature.transform == Transform.LOG1P:
+            expected = np.sign(filled) * np.log1p(np.abs(filled))
+        else:
+            expected = filled
+        np.testing.assert_allclose(block[:, j], expected, rtol=1e-5, atol=1e-5, err_msg=feature.name)
+    assert {f.name for f in kept if f.transform == Transform.ZSCORE} == {"price", "num_reviews"}
 
 
 def test_bucketize_gives_ids_below_the_bucket_count(transformed):
-    tft_output, _, _, outputs, _ = transformed
+    tft_output, feature_set, raw, outputs, _ = transformed
     ids = outputs["rating"].flat_values.numpy()
     assert ids.dtype == np.int64
     assert ids.min() >= 0 and ids.max() < 10 and len(set(ids.tolist())) > 3
+    rating = raw[DOCUMENT_BLOCK].values.numpy()[:, [f.name for f in feature_set.numeric(Role.DOCUMENT)].index("rating")]
+    order = np.argsort(rating, kind="stable")
+    assert (np.diff(ids[order]) >= 0).all()  # quantile buckets of the rating itself
     assert tft_output.num_buckets_for_transformed_feature("rating") == 10
 
 
@@ -136,14 +156,17 @@ def test_id_features_are_embedded_trained_and_served_from_raw_strings(transforme
     """Vocabulary and bucket ids go through the model's embeddings; serving takes the raw strings."""
     tft_output, feature_set, _, _, records = transformed
     inputs = FnInputs(feature_set, tft_output, TrainingConfig(batch_size=8, list_size=8, seed=0))
-    assert inputs.categorical == {"brand": len(BRANDS) + 1 + 2, "rating": 10}
+    assert inputs.model_inputs.document_ids == {"rating": 10, "brand": len(BRANDS) + 1 + 2}
+    assert inputs.model_inputs.document_block == len(feature_set.numeric(Role.DOCUMENT)) - 1  # rating is an id
     path = str(tmp_path / "records.gz")
     with tf.io.TFRecordWriter(path, options="GZIP") as writer:
         for record in records:
             writer.write(record)
-    model = build_model(feature_set, kt.HyperParameters(), categorical=inputs.categorical)
+    model = build_model(inputs.model_inputs, kt.HyperParameters())
     model.fit(inputs.dataset([path], train=True), steps_per_epoch=3, epochs=1, verbose=0)
-    export_serving_model(model, tft_output.transform_features_layer(), feature_set, str(tmp_path / "model"))
+    export_serving_model(
+        model, tft_output.transform_features_layer(), feature_set, inputs.model_inputs, str(tmp_path / "model")
+    )
 
     served = tf.saved_model.load(str(tmp_path / "model"))
     elwc = input_pb2.ExampleListWithContext.FromString(records[0])

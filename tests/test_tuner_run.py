@@ -1,4 +1,4 @@
-"""A real TFX Tuner execution of ``modules.tuner.tuner_fn`` selects and records the best trial."""
+"""A real TFX Tuner execution of ``modules.training.tuner.tuner_fn`` selects and records the best trial."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from tfx.components.tuner import executor as tuner_executor
 from tfx.dsl.components.base import base_executor
 from tfx.types import standard_artifacts
 
-from modules import hparams
-from modules.training_config import TunerSettings
-from modules.tuner import make_tuner
+from modules.training import hparams
+from modules.training.config import TunerSettings
+from modules.training.tuner import make_tuner
 
 
 def _artifact(cls, uri: str, **properties):
@@ -65,7 +65,7 @@ def test_tuner_component_records_the_best_of_its_trials(transform_run, tmp_path)
         "tuner": {"algorithm": "random", "max_trials": 3, "epochs": 2},
     }
     exec_properties = {
-        "tuner_fn": "modules.tuner.tuner_fn",
+        "tuner_fn": "modules.training.tuner.tuner_fn",
         "train_args": json.dumps({"num_steps": 30}),
         "eval_args": json.dumps({"num_steps": 0}),
         "custom_config": json.dumps(custom_config),

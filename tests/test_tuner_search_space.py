@@ -7,17 +7,25 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from modules import hparams
-from modules.features import MASK_KEY
-from modules.model import NDCG_METRIC, build_model, make_loss, ranking_metrics
+from modules.features import CONTEXT_BLOCK, DOCUMENT_BLOCK, MASK_KEY
+from modules.training import hparams
+from modules.training.inputs import ModelInputs
+from modules.training.model import NDCG_METRIC, build_model, make_loss, ranking_metrics
 
 BATCH, LIST = 4, 5
 
 
+def _inputs(feature_set) -> ModelInputs:
+    return ModelInputs.from_feature_set(feature_set, ids={})
+
+
 def _batch(feature_set, seed: int = 0):
     rng = np.random.default_rng(seed)
-    features = {f.name: rng.normal(size=(BATCH, 1)).astype("float32") for f in feature_set.context}
-    features.update({f.name: rng.normal(size=(BATCH, LIST, 1)).astype("float32") for f in feature_set.document})
+    inputs = _inputs(feature_set)
+    features = {
+        CONTEXT_BLOCK: rng.normal(size=(BATCH, inputs.context_block)).astype("float32"),
+        DOCUMENT_BLOCK: rng.normal(size=(BATCH, LIST, inputs.document_block)).astype("float32"),
+    }
     lengths = np.array([5, 3, 1, 4])
     mask = np.arange(LIST)[None, :] < lengths[:, None]
     features[MASK_KEY] = mask
@@ -38,7 +46,7 @@ def test_every_scorer_and_loss_builds_and_trains_one_step(feature_set, scorer, b
     """One model per scorer, recompiled with every loss (the build dominates the cost)."""
     tf.keras.utils.set_random_seed(0)
     hp = hparams.fixed(scorer=scorer, batch_norm=batch_norm, hidden_units=32, num_layers=2)
-    model = build_model(feature_set, hp)
+    model = build_model(_inputs(feature_set), hp)
     features, labels = _batch(feature_set)
     losses = hparams.LOSSES if batch_norm else ("softmax_loss",)
     for loss in losses:
@@ -60,11 +68,10 @@ def test_listwise_scorer_lets_documents_see_each_other(feature_set):
     """Changing one document changes the other documents' scores with dasalc, never with dnn."""
     features, _ = _batch(feature_set)
     changed = {k: np.array(v, copy=True) for k, v in features.items()}
-    name = feature_set.document[0].name
-    changed[name][0, 1, 0] += 3.0  # list 0, document 1
+    changed[DOCUMENT_BLOCK][0, 1, 0] += 3.0  # list 0, document 1
     for scorer, expect_change in (("dasalc", True), ("dnn", False)):
         tf.keras.utils.set_random_seed(0)
-        model = build_model(feature_set, hparams.fixed(scorer=scorer, dropout=0.0))
+        model = build_model(_inputs(feature_set), hparams.fixed(scorer=scorer, dropout=0.0))
         a = model(features, training=False).numpy()
         b = model(changed, training=False).numpy()
         others = [0, 2, 3, 4]
@@ -75,9 +82,8 @@ def test_listwise_scorer_lets_documents_see_each_other(feature_set):
 def test_padding_does_not_change_real_scores(feature_set):
     features, _ = _batch(feature_set)
     changed = {k: np.array(v, copy=True) for k, v in features.items()}
-    for f in feature_set.document:
-        changed[f.name][2, 1:, 0] = 99.0  # list 2 has one real document
+    changed[DOCUMENT_BLOCK][2, 1:, :] = 99.0  # list 2 has one real document
     tf.keras.utils.set_random_seed(0)
-    model = build_model(feature_set, hparams.fixed(scorer="dasalc", dropout=0.0))
+    model = build_model(_inputs(feature_set), hparams.fixed(scorer="dasalc", dropout=0.0))
     a, b = model(features, training=False).numpy(), model(changed, training=False).numpy()
     assert np.allclose(a[2, 0], b[2, 0], atol=1e-5)

@@ -18,8 +18,8 @@ from tfx.components.experimental.data_view import constants
 from tfx.types import Artifact
 from tfx_bsl.coders import tf_graph_record_decoder
 
-from modules.elwc_decoder import ElwcDecoder
 from modules.features import FeatureSet
+from modules.transform.decoder import ElwcDecoder
 
 DATA_VIEW_DIR = "data_view"
 

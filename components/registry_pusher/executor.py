@@ -15,7 +15,7 @@ from tfx.utils import io_utils, path_utils
 from components.ranking_evaluator.executor import EVALUATION_FILE
 from components.registry_pusher.backends import open_registry
 from components.registry_pusher.names import check_name
-from modules.training_config import METRICS_FILE
+from modules.training.config import METRICS_FILE
 
 REGISTRATION_FILE = "registration.json"
 

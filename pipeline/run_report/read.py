@@ -25,7 +25,7 @@ from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 from tfx.dsl.compiler import constants  # string constants only: imports no TensorFlow
 
-from modules.training_config import METRICS_FILE, TUNER_CONFIG_KEY
+from modules.training.config import METRICS_FILE, TUNER_CONFIG_KEY
 from pipeline.lineage import HYPERPARAMETERS_FILE, lineage_of
 from pipeline.report import open_store
 
@@ -34,8 +34,8 @@ from pipeline.report import open_store
 TUNER_RESULTS_FILE = "tuner_results.json"  # tfx.components.tuner.executor
 EVALUATION_FILE = "evaluation.json"  # components.ranking_evaluator.executor.EVALUATION_FILE
 SUMMARY_FILE = "summary.json"  # components.elwc_example_gen.summary.SUMMARY_FILE
-TENSORBOARD_DIR = "logs"  # modules.trainer.LOGS_DIR: Keras' TensorBoard callback writes train/ and validation/
-TUNER_OBJECTIVE = "val_ndcg_10"  # modules.model.VAL_NDCG_METRIC: what modules/tuner.py maximises
+TENSORBOARD_DIR = "logs"  # modules.training.trainer.LOGS_DIR: Keras' TensorBoard callback writes train/ and validation/
+TUNER_OBJECTIVE = "val_ndcg_10"  # modules.training.model.VAL_NDCG_METRIC: what modules/training/tuner.py maximises
 
 _OUTPUT_EVENTS = (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)
 _INPUT_EVENTS = (metadata_store_pb2.Event.INPUT, metadata_store_pb2.Event.DECLARED_INPUT)

@@ -6,19 +6,20 @@ import keras_tuner as kt
 import tensorflow as tf
 import tensorflow_ranking as tfr
 
-from modules.features import MASK_KEY, FeatureSet
-from modules.hparams import search_space
+from modules.features import CONTEXT_BLOCK, DOCUMENT_BLOCK, MASK_KEY
+from modules.training.hparams import search_space
+from modules.training.inputs import ModelInputs
 
 NDCG_METRIC = "ndcg_10"
 VAL_NDCG_METRIC = f"val_{NDCG_METRIC}"
 
 
-def _dense_spec(features, categorical: dict[str, int]) -> dict[str, tf.io.FixedLenFeature]:
-    """One value per list (context) or document; ids for categorical features, floats otherwise."""
-    return {
-        f.name: tf.io.FixedLenFeature(shape=(1,), dtype=tf.int64 if f.name in categorical else tf.float32)
-        for f in features
-    }
+def _dense_spec(block_key: str, block_width: int, ids: dict[str, int]) -> dict[str, tf.io.FixedLenFeature]:
+    """Per list (context) or document: the numeric block ``[width]`` floats, one int64 id per id feature."""
+    spec = {name: tf.io.FixedLenFeature(shape=(1,), dtype=tf.int64) for name in ids}
+    if block_width:
+        spec[block_key] = tf.io.FixedLenFeature(shape=(block_width,), dtype=tf.float32)
+    return spec
 
 
 def embedding_dim(num_ids: int) -> int:
@@ -134,16 +135,14 @@ def make_scorer(hp: kt.HyperParameters) -> tfr.keras.model.Scorer:
     raise ValueError(f"unknown scorer '{scorer}'")
 
 
-def make_model_builder(
-    feature_set: FeatureSet, hp: kt.HyperParameters, categorical: dict[str, int] | None = None
-) -> tfr.keras.model.ModelBuilder:
-    """``categorical``: feature -> number of ids, for the id outputs of ``bucketize`` / ``vocabulary``."""
-    categorical = categorical or {}
-    context_names = {f.name for f in feature_set.context}
-    embeddings = {name: _embedding(name, n, name in context_names) for name, n in categorical.items()}
+def make_model_builder(model_inputs: ModelInputs, hp: kt.HyperParameters) -> tfr.keras.model.ModelBuilder:
+    """Inputs: the numeric blocks and the id features of ``model_inputs`` (ids are embedded)."""
+    embeddings = {name: _embedding(name, n, True) for name, n in model_inputs.context_ids.items()}
+    embeddings.update({name: _embedding(name, n, False) for name, n in model_inputs.document_ids.items()})
     return tfr.keras.model.ModelBuilder(
         input_creator=tfr.keras.model.FeatureSpecInputCreator(
-            _dense_spec(feature_set.context, categorical), _dense_spec(feature_set.document, categorical)
+            _dense_spec(CONTEXT_BLOCK, model_inputs.context_block, model_inputs.context_ids),
+            _dense_spec(DOCUMENT_BLOCK, model_inputs.document_block, model_inputs.document_ids),
         ),
         preprocessor=tfr.keras.model.PreprocessorWithSpec(embeddings),
         scorer=make_scorer(hp),
@@ -157,20 +156,19 @@ def make_loss(hp: kt.HyperParameters) -> tf.keras.losses.Loss:
 
 
 def build_model(
-    feature_set: FeatureSet,
+    model_inputs: ModelInputs,
     hp: kt.HyperParameters,
     steps_per_execution: int = 1,
-    categorical: dict[str, int] | None = None,
     **compile_kwargs,
 ) -> tf.keras.Model:
     """Builds and compiles the ranking model for transformed, densified inputs.
 
-    Inputs: context features ``[B, 1]``, document features ``[B, L, 1]`` and the
-    boolean mask ``[B, L]``; output: scores ``[B, L]``. Features in ``categorical``
-    (name -> number of ids) are int64 ids, embedded before the scorer.
+    Inputs (``modules.training.inputs.densify``): the numeric blocks, context
+    ``[B, C]`` and documents ``[B, L, D]``, each id feature ``[B, 1]`` / ``[B, L, 1]``
+    (embedded before the scorer) and the boolean mask ``[B, L]``; output: scores ``[B, L]``.
     """
     search_space(hp)
-    model = make_model_builder(feature_set, hp, categorical).build()
+    model = make_model_builder(model_inputs, hp).build()
     model.compile(
         optimizer=tf.keras.optimizers.Adam(learning_rate=float(hp.get("learning_rate"))),
         loss=make_loss(hp),

@@ -2,7 +2,7 @@
 
 One code path for every strategy: ``train_and_export`` runs in the TFX
 executor (none / mirrored, or a cluster whose ``TF_CONFIG`` the platform set,
-e.g. Vertex AI), or in each process ``modules.local_cluster`` starts
+e.g. Vertex AI), or in each process ``modules.training.local_cluster`` starts
 (multi_worker / parameter_server on one machine). Only the chief writes the
 model, the metrics and the TensorBoard logs; the other workers write theirs to a
 scratch directory that is deleted (MultiWorkerMirroredStrategy needs every worker
@@ -23,12 +23,12 @@ from typing import Any
 import tensorflow as tf
 from absl import logging
 
-from modules import distribution
-from modules import hparams as hparams_lib
-from modules.fn_inputs import FnInputs, count_records
-from modules.model import NDCG_METRIC, VAL_NDCG_METRIC, build_model, ranking_metrics
-from modules.serving import export_serving_model
-from modules.training_config import METRICS_FILE, REQUIRE_HYPERPARAMETERS_KEY, TrainingConfig
+from modules.serving.signatures import export_serving_model
+from modules.training import distribution
+from modules.training import hparams as hparams_lib
+from modules.training.config import METRICS_FILE, REQUIRE_HYPERPARAMETERS_KEY, TrainingConfig
+from modules.training.inputs import FnInputs, count_records
+from modules.training.model import NDCG_METRIC, VAL_NDCG_METRIC, build_model, ranking_metrics
 
 LOGS_DIR = "logs"
 
@@ -193,9 +193,7 @@ def train_and_export(job: TrainJob, strategy: tf.distribute.Strategy | None = No
         validation_steps = job.eval_steps or math.ceil(count_records(job.eval_files) / local_batch)
 
     with strategy.scope():
-        model = build_model(
-            inputs.feature_set, hp, steps_per_execution=config.steps_per_execution, categorical=inputs.categorical
-        )
+        model = build_model(inputs.model_inputs, hp, steps_per_execution=config.steps_per_execution)
 
     scratch = None if chief else _scratch_dir()
     model_run_dir = job.model_run_dir if chief else os.path.join(scratch, "model_run")
@@ -249,6 +247,7 @@ def train_and_export(job: TrainJob, strategy: tf.distribute.Strategy | None = No
             _plain_copy(model, inputs, hp, config),
             inputs.tft_output.transform_features_layer(),
             inputs.feature_set,
+            inputs.model_inputs,
             serving_model_dir,
         )
     finally:
@@ -266,7 +265,7 @@ def _plain_copy(model: tf.keras.Model, inputs: FnInputs, hp, config: TrainingCon
     """
     if config.strategy == "none":
         return model
-    copy = build_model(inputs.feature_set, hp, categorical=inputs.categorical)
+    copy = build_model(inputs.model_inputs, hp)
     copy.set_weights(model.get_weights())
     return copy
 
@@ -310,7 +309,7 @@ def run_fn(fn_args) -> None:
     job = TrainJob.from_fn_args(fn_args)
     config = job.config
     if config.strategy in distribution.MULTI_PROCESS_STRATEGIES and not distribution.has_cluster():
-        from modules.local_cluster import run_local_cluster  # Starts the processes on localhost.
+        from modules.training.local_cluster import run_local_cluster  # Starts the processes on localhost.
 
         run_local_cluster(job)
         return

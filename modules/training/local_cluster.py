@@ -2,7 +2,7 @@
 
 ``run_fn`` calls this for ``multi_worker`` / ``parameter_server`` when no
 ``TF_CONFIG`` is set. Every task (also the chief) is a fresh ``python -m
-modules.worker`` process: a multi-process strategy must be created before the
+modules.training.worker`` process: a multi-process strategy must be created before the
 process runs any TensorFlow op, which the TFX executor process (it already ran
 Transform and the Tuner) cannot promise. Addresses are 127.0.0.1 ports chosen
 free; the whole cluster is killed after ``training.cluster_timeout_s``.
@@ -19,7 +19,7 @@ import time
 
 from absl import logging
 
-from modules import distribution
+from modules.training import distribution
 
 LOG_DIR = "cluster"
 _TAIL_CHARS = 4000
@@ -52,7 +52,7 @@ def _stop(processes: list[tuple[str, subprocess.Popen, str]]) -> None:
 
 
 def run_local_cluster(job) -> None:
-    """Starts the cluster for ``job`` (a ``modules.trainer.TrainJob``), waits for it, raises on failure."""
+    """Starts the cluster for ``job`` (a ``modules.training.trainer.TrainJob``), waits for it, raises on failure."""
     config = job.config
     tasks_needed = config.workers + (1 + config.parameter_servers if config.strategy == "parameter_server" else 0)
     cluster = distribution.local_cluster_spec(
@@ -76,7 +76,7 @@ def run_local_cluster(job) -> None:
                     env[distribution.TF_CONFIG_ENV] = distribution.tf_config_for(cluster, task_type, index)
                     with open(log_path, "wb") as log:
                         process = subprocess.Popen(
-                            [sys.executable, "-m", "modules.worker", "--job", job_path],
+                            [sys.executable, "-m", "modules.training.worker", "--job", job_path],
                             env=env,
                             stdout=log,
                             stderr=subprocess.STDOUT,

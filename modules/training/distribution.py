@@ -5,7 +5,7 @@ Strategies: ``none`` (default strategy), ``mirrored`` (all local devices),
 workers in ``TF_CONFIG``), ``parameter_server`` (ParameterServerStrategy: this
 process coordinates; variables live on the ``ps`` tasks, steps run on the
 ``worker`` tasks). On Vertex AI the platform sets ``TF_CONFIG``; locally
-``modules.local_cluster`` starts the processes with a ``TF_CONFIG`` each.
+``modules.training.local_cluster`` starts the processes with a ``TF_CONFIG`` each.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from modules.training_config import STRATEGIES
+from modules.training.config import STRATEGIES
 
 TF_CONFIG_ENV = "TF_CONFIG"
 MULTI_PROCESS_STRATEGIES = ("multi_worker", "parameter_server")

@@ -1,6 +1,6 @@
-"""One task of a local training cluster: ``python -m modules.worker --job JOB.json``.
+"""One task of a local training cluster: ``python -m modules.training.worker --job JOB.json``.
 
-Started by ``modules.local_cluster`` with ``TF_CONFIG`` in its environment; runs
+Started by ``modules.training.local_cluster`` with ``TF_CONFIG`` in its environment; runs
 the same ``train_and_export`` as the TFX executor (or serves, for
 ParameterServerStrategy workers and ps).
 """
@@ -19,7 +19,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     from absl import logging
 
-    from modules.trainer import TrainJob, run_task
+    from modules.training.trainer import TrainJob, run_task
 
     logging.set_verbosity(logging.INFO)
     with open(args.job) as handle:

@@ -17,7 +17,7 @@ STRATEGIES = ("none", "mirrored", "multi_worker", "parameter_server")
 TUNER_ALGORITHMS = ("random", "bayesian", "hyperband")
 TUNER_CONFIG_KEY = "tuner"
 # What run_fn writes into the ModelRun artifact (eval metrics, history, hyperparameters);
-# here, not in modules.trainer, so readers (report, Pusher) need not import TensorFlow.
+# here, not in modules.training.trainer, so readers (report, Pusher) need not import TensorFlow.
 METRICS_FILE = "metrics.json"
 # custom_config key: True when the Tuner is off, so training without imported
 # hyperparameters fails instead of silently using the defaults.
@@ -31,7 +31,7 @@ class TrainingConfig:
     # Lists per step on each replica (device/worker); the global batch is
     # batch_size * number of replicas, so more workers see more lists per step.
     batch_size: int = 32
-    list_size: int = 32  # documents per list seen in training
+    list_size: int = 32  # documents per list in a training batch (sampled afresh each batch); validation: full lists
     epochs: int = 6  # train_steps are spread over this many epochs (validation after each)
     early_stopping_patience: int = 2  # epochs without a better validation NDCG@10 before stopping
     steps_per_execution: int = 10  # training steps per tf.function call (less Python overhead)

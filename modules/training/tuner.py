@@ -14,10 +14,10 @@ import keras_tuner as kt
 import tensorflow as tf
 from tfx.components.tuner.component import TunerFnResult
 
-from modules.fn_inputs import FnInputs, count_records
-from modules.hparams import search_space
-from modules.model import VAL_NDCG_METRIC, build_model
-from modules.training_config import TUNER_ALGORITHMS, TunerSettings
+from modules.training.config import TUNER_ALGORITHMS, TunerSettings
+from modules.training.hparams import search_space
+from modules.training.inputs import FnInputs, count_records
+from modules.training.model import VAL_NDCG_METRIC, build_model
 
 PROJECT_NAME = "ltr_tuning"
 
@@ -52,12 +52,9 @@ def tuner_fn(fn_args) -> TunerFnResult:
     # RankingTuner injects its max_trials execution (runtime) parameter here: it wins.
     settings.max_trials = int((fn_args.custom_config or {}).get("max_trials", settings.max_trials))
     config = inputs.config
-    categorical = inputs.categorical
     tuner = make_tuner(
         settings,
-        hypermodel=lambda hp: build_model(
-            inputs.feature_set, hp, steps_per_execution=config.steps_per_execution, categorical=categorical
-        ),
+        hypermodel=lambda hp: build_model(inputs.model_inputs, hp, steps_per_execution=config.steps_per_execution),
         directory=fn_args.working_dir,
         seed=config.seed,
     )

@@ -1,0 +1,1 @@
+"""Serving stage: ``signatures`` (the exported SavedModel's signatures, Transform graph inside)."""

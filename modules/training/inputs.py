@@ -1,0 +1,281 @@
+"""Training inputs: from ExampleGen's ELWC files to the dense batches the model takes.
+
+One code path for the Tuner, the Trainer and the serving signature: decode
+(``modules.transform.decoder``) -> Transform graph -> densify to ``[B, L]`` with
+a mask. ``FnInputs`` bundles what ``tuner_fn`` and ``run_fn`` read from their
+artifacts (feature set, Transform output, training config) and builds the
+(distributed) datasets.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from modules.features import CONTEXT_BLOCK, DOCUMENT_BLOCK, MASK_KEY, FeatureSet, Role, load_feature_set
+from modules.training.config import TrainingConfig
+from modules.transform.decoder import decode_elwc
+from modules.transform.preprocessing import MISSING_LABEL
+
+TransformFn = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelInputs:
+    """What the model takes, from the schema and what Transform made of it.
+
+    ``context_block`` / ``document_block``: widths of the numeric blocks (0: none);
+    ``context_ids`` / ``document_ids``: feature -> number of ids, for the features
+    Transform turned into ids (bucketize, vocabulary), embedded by the model.
+    """
+
+    context_block: int
+    document_block: int
+    context_ids: dict[str, int]
+    document_ids: dict[str, int]
+
+    @classmethod
+    def from_feature_set(cls, feature_set: FeatureSet, ids: dict[str, int]) -> ModelInputs:
+        """``ids``: the id features and their counts; every other numeric feature is in its block."""
+        widths = {
+            role: sum(f.name not in ids for f in feature_set.numeric(role)) for role in (Role.CONTEXT, Role.DOCUMENT)
+        }
+        return cls(
+            context_block=widths[Role.CONTEXT],
+            document_block=widths[Role.DOCUMENT],
+            context_ids={f.name: ids[f.name] for f in feature_set.context if f.name in ids},
+            document_ids={f.name: ids[f.name] for f in feature_set.document if f.name in ids},
+        )
+
+    @classmethod
+    def from_transform_output(cls, feature_set: FeatureSet, tft_output: tft.TFTransformOutput) -> ModelInputs:
+        spec = tft_output.transformed_feature_spec()
+        model_features = feature_set.context + feature_set.document
+        ids = {
+            f.name: tft_output.num_buckets_for_transformed_feature(f.name)
+            for f in model_features
+            if f.name in spec and spec[f.name].dtype == tf.int64
+        }
+        return cls.from_feature_set(feature_set, ids)
+
+    @property
+    def document_keys(self) -> list[str]:
+        return ([DOCUMENT_BLOCK] if self.document_block else []) + list(self.document_ids)
+
+    @property
+    def context_keys(self) -> list[str]:
+        return ([CONTEXT_BLOCK] if self.context_block else []) + list(self.context_ids)
+
+
+def sample_documents(transformed: dict[str, Any], keys: list[str], list_size: int, seed: tf.Tensor) -> dict[str, Any]:
+    """At most ``list_size`` documents of each list, drawn uniformly without replacement, in random order.
+
+    As TF-Ranking's ``shuffle_examples``: the documents of each list are shuffled
+    (a random key per document, sorted within its list), then ``densify`` keeps
+    the first ``list_size``. A new ``seed`` (``[2]`` int) per batch and epoch gives a
+    new draw, so over epochs every document of a long list is seen. ``keys``: the
+    ragged ``[B, (docs), ...]`` outputs to permute together (features and label).
+    """
+    rows = transformed[keys[0]]
+    row_ids = tf.cast(rows.value_rowids(), tf.float64)
+    noise = tf.random.stateless_uniform(tf.shape(row_ids), seed=seed, dtype=tf.float64)
+    order = tf.argsort(row_ids + noise)  # list by list, documents in random order
+    sampled = dict(transformed)
+    for key in keys:
+        ragged = transformed[key]
+        sampled[key] = ragged.with_values(tf.gather(ragged.values, order))
+    return sampled
+
+
+def densify(
+    transformed: dict[str, Any], model_inputs: ModelInputs, label_key: str, list_size: int | None = None
+) -> tuple[dict[str, tf.Tensor], tf.Tensor | None]:
+    """Pads ragged document outputs to ``[B, L, width]`` plus a ``[B, L]`` mask.
+
+    Documents: the numeric block ``[B, (docs), D]`` -> ``[B, L, D]``, each id
+    feature ``[B, (docs)]`` -> ``[B, L, 1]``; context: the block ``[B, C]`` as is,
+    each id feature ``[B]`` -> ``[B, 1]``. ``list_size`` truncates longer lists
+    (training); ``None`` keeps every document (serving). Returns (features,
+    labels); labels are ``[B, L]`` with -1 padding, or None when the label is
+    absent (serving).
+    """
+
+    def clip(ragged: tf.RaggedTensor) -> tf.RaggedTensor:
+        return ragged if list_size is None else ragged[:, :list_size]
+
+    def pad(ragged: tf.RaggedTensor, default: float) -> tf.Tensor:
+        # Without list_size, to_tensor pads to the longest list of the batch.
+        # Padding is masked out; for id features it is simply id 0.
+        shape = [None, list_size] + ragged.shape[2:].as_list()
+        return clip(ragged).to_tensor(default_value=tf.cast(default, ragged.dtype), shape=shape)
+
+    features: dict[str, tf.Tensor] = {}
+    if model_inputs.document_block:
+        features[DOCUMENT_BLOCK] = pad(transformed[DOCUMENT_BLOCK], 0.0)
+    for name in model_inputs.document_ids:
+        features[name] = tf.expand_dims(pad(transformed[name], 0), -1)
+    first = model_inputs.document_keys[0]
+    lengths = clip(transformed[first]).row_lengths()
+    features[MASK_KEY] = tf.sequence_mask(lengths, maxlen=tf.shape(features[first], tf.int64)[1])
+    if model_inputs.context_block:
+        features[CONTEXT_BLOCK] = transformed[CONTEXT_BLOCK]
+    for name in model_inputs.context_ids:
+        features[name] = tf.expand_dims(transformed[name], -1)
+    labels = None
+    if label_key in transformed:
+        labels = pad(transformed[label_key], MISSING_LABEL)
+    return features, labels
+
+
+def raw_to_model_inputs(
+    serialized: tf.Tensor,
+    feature_set: FeatureSet,
+    model_inputs: ModelInputs,
+    transform_fn: TransformFn,
+    list_size: int | None = None,
+    sample_seed: tf.Tensor | None = None,
+) -> tuple[dict[str, tf.Tensor], tf.Tensor | None]:
+    """Serialized ELWC ``[B]`` -> (model features, labels).
+
+    ``list_size`` (training): each list is cut to that many documents, sampled at
+    random with ``sample_seed`` (see ``sample_documents``); ``None`` (validation,
+    serving): full lists, padded to the longest of the batch and masked.
+    """
+    transformed = transform_fn(decode_elwc(serialized, feature_set))
+    label = feature_set.label.name
+    if list_size is not None and sample_seed is not None:
+        keys = model_inputs.document_keys + ([label] if label in transformed else [])
+        transformed = sample_documents(transformed, keys, list_size, sample_seed)
+    return densify(transformed, model_inputs, label, list_size)
+
+
+def make_dataset(
+    file_pattern: str | list[str],
+    feature_set: FeatureSet,
+    model_inputs: ModelInputs,
+    transform_fn: TransformFn,
+    batch_size: int,
+    list_size: int | None,
+    shuffle: bool,
+    repeat: bool,
+    seed: int = 0,
+    num_shards: int = 1,
+    shard_index: int = 0,
+) -> tf.data.Dataset:
+    """A ``tf.data`` pipeline over ExampleGen's GZIP TFRecords of ELWC.
+
+    ``list_size``: training samples that many documents of each list, afresh for
+    every batch of every epoch (``sample_documents``); ``None`` keeps full lists
+    (validation: the NDCG of the whole list, as the evaluator computes it).
+    ``num_shards``/``shard_index``: distributed training reads every
+    ``num_shards``-th list from ``shard_index`` on, before decoding, so each
+    input pipeline decodes only its own lists.
+    """
+    files = (
+        tf.io.gfile.glob(file_pattern)
+        if isinstance(file_pattern, str)
+        else [path for pattern in file_pattern for path in tf.io.gfile.glob(pattern)]
+    )
+    if not files:
+        raise FileNotFoundError(f"no ELWC files match {file_pattern}")
+    dataset = tf.data.TFRecordDataset(sorted(files), compression_type="GZIP")
+    if num_shards > 1:
+        dataset = dataset.shard(num_shards, shard_index)
+    if shuffle:
+        dataset = dataset.shuffle(4096, seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        dataset = dataset.repeat()
+    dataset = dataset.batch(batch_size, drop_remainder=repeat)
+    # Batch i of the (repeated) stream draws its documents with the stateless seed
+    # (seed, shard, i): reproducible whatever the parallelism, new at every epoch.
+    dataset = dataset.enumerate()
+    dataset = dataset.map(
+        lambda i, records: raw_to_model_inputs(
+            records, feature_set, model_inputs, transform_fn, list_size, tf.stack([seed * 1009 + shard_index, i])
+        ),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def count_records(patterns: list[str]) -> int:
+    """Number of lists (ELWC records) in ExampleGen's GZIP TFRecord files."""
+    files = sorted(path for pattern in patterns for path in tf.io.gfile.glob(pattern))
+    if not files:
+        raise FileNotFoundError(f"no ELWC files match {patterns}")
+    dataset = tf.data.TFRecordDataset(files, compression_type="GZIP")
+    return int(dataset.reduce(tf.constant(0, tf.int64), lambda n, _: n + 1))
+
+
+@dataclasses.dataclass
+class FnInputs:
+    feature_set: FeatureSet
+    tft_output: tft.TFTransformOutput
+    config: TrainingConfig
+
+    @classmethod
+    def from_fn_args(cls, fn_args) -> FnInputs:
+        return cls.from_paths(fn_args.schema_path, fn_args.transform_graph_path, fn_args.custom_config)
+
+    @classmethod
+    def from_paths(cls, schema_path: str, transform_graph_path: str, custom_config: dict[str, Any] | None) -> FnInputs:
+        return cls(
+            feature_set=load_feature_set(schema_path),
+            tft_output=tft.TFTransformOutput(transform_graph_path),
+            config=TrainingConfig.from_custom_config(custom_config),
+        )
+
+    @functools.cached_property
+    def model_inputs(self) -> ModelInputs:
+        return ModelInputs.from_transform_output(self.feature_set, self.tft_output)
+
+    def dataset(
+        self, files: list[str], train: bool, batch_size: int | None = None, num_shards: int = 1, shard_index: int = 0
+    ) -> tf.data.Dataset:
+        """Training data repeats, shuffles and samples ``list_size`` documents per list;
+        evaluation data is one full pass over full lists."""
+        tft_layer = self.tft_output.transform_features_layer()
+        return make_dataset(
+            files,
+            self.feature_set,
+            self.model_inputs,
+            tft_layer,
+            batch_size=batch_size or self.config.batch_size,
+            list_size=self.config.list_size if train else None,
+            shuffle=train,
+            repeat=train,
+            seed=self.config.seed,
+            num_shards=num_shards,
+            shard_index=shard_index,
+        )
+
+    def input_fn(self, files: list[str], train: bool, global_batch_size: int):
+        """A ``dataset_fn(InputContext)`` for ``strategy.distribute_datasets_from_function``.
+
+        Every replica gets ``global_batch_size / replicas`` lists per step. Training:
+        each input pipeline (one per worker) reads only its own shard of the lists.
+        Evaluation: every pipeline reads all lists, so every worker runs the same
+        number of steps; metrics are summed over replicas before the mean, so the
+        result is the exact NDCG over the eval split (the eval set is small, the
+        duplicated work is cheap).
+        """
+
+        def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
+            shard = train and context.num_input_pipelines > 1
+            return self.dataset(
+                files,
+                train=train,
+                batch_size=context.get_per_replica_batch_size(global_batch_size),
+                num_shards=context.num_input_pipelines if shard else 1,
+                shard_index=context.input_pipeline_id if shard else 0,
+            )
+
+        return dataset_fn
+
+    def distributed_dataset(self, strategy: tf.distribute.Strategy, files: list[str], train: bool, global_batch: int):
+        return strategy.distribute_datasets_from_function(self.input_fn(files, train, global_batch))
