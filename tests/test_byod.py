@@ -360,7 +360,7 @@ def test_init_then_run_registers_a_model(tmp_path, capsys, kind):
     for node in NODES:
         assert any(line.startswith(f"  {node} ") for line in lines), (node, out)
     assert "registered ranker version 1" in out and "1 trial(s), best val NDCG@10" in out
-    assert "12 steps," in out and "final val NDCG@10" in out and " bad rows" in out
+    assert "40 steps," in out and "final val NDCG@10" in out and " bad rows" in out
     assert len(lines) < 30, out  # quiet: the logs are in the file
     log = Path(out.split("full logs in ")[1].split()[0])
     assert log.parent == project / "ltr-home" / "pipeline" / "logs"

@@ -258,3 +258,22 @@ def test_on_corrupt_file_is_a_checked_config_key(tmp_path):
     path.write_text("examples:\n  on_corrupt_file: skip\n")
     with pytest.raises(ConfigError, match="on_corrupt_file.*must be fail or dead_letter"):
         load_config(path)
+
+
+@pytest.mark.parametrize("chunk_bytes", [64, 32 << 20])
+def test_renamed_query_id_and_label_columns_are_read_in_every_pass(tmp_path, chunk_bytes):
+    # examples.columns maps schema features to the export's own column names; the light
+    # query-id pass that finds queries split over chunks must use the mapping too.
+    data = tmp_path / "data"
+    data.mkdir()
+    rows = ["Search Session,doc_id,position,Relevance Grade,price"]
+    rows += [f"s{q},d{d},{d},{(q + d) % 3},{10 + d}" for q in range(6) for d in range(4)]
+    (data / "export.csv").write_text("\n".join(rows) + "\n")
+    options = FormatOptions(
+        format="csv", columns={"query_id": "Search Session", "label": "Relevance Grade"}, chunk_bytes=chunk_bytes
+    )
+    written = _written(run_example_gen(tmp_path, {"all": "*.csv"}, options=options))
+    assert sorted(written) == [f"s{q}".encode() for q in range(6)]
+    lists = [input_pb2.ExampleListWithContext.FromString(r) for r in written.values()]
+    assert all(len(elwc.examples) == 4 for elwc in lists)
+    assert {e.features.feature["label"].int64_list.value[0] for elwc in lists for e in elwc.examples} == {0, 1, 2}

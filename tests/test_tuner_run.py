@@ -41,7 +41,8 @@ def test_unknown_algorithm_is_refused(tmp_path):
         make_tuner(TunerSettings(algorithm="grid"), lambda hp: None, str(tmp_path), 0)
 
 
-def test_tuner_component_records_the_best_of_its_trials(transform_run, tmp_path):
+def _run_tuner(transform_run, tmp_path) -> tuple[kt.HyperParameters, list[dict]]:
+    """One real Tuner executor run (3 random trials, seed 3): best hyperparameters and trials."""
     schema_dir = tmp_path / "schema"
     schema_dir.mkdir()
     shutil.copy(transform_run.schema_path, schema_dir / "schema.pbtxt")
@@ -78,8 +79,27 @@ def test_tuner_component_records_the_best_of_its_trials(transform_run, tmp_path)
         best = hparams.from_config(json.load(handle))
     with open(os.path.join(results_uri, "tuner_results.json")) as handle:
         trials = json.load(handle)
+    return best, trials
+
+
+@pytest.fixture(scope="module")
+def two_tuner_runs(transform_run, tmp_path_factory):
+    return [_run_tuner(transform_run, tmp_path_factory.mktemp(f"tuner-{i}")) for i in range(2)]
+
+
+def test_tuner_component_records_the_best_of_its_trials(two_tuner_runs):
+    best, trials = two_tuner_runs[0]
     assert len(trials) == 3  # every trial completed
     assert len({json.dumps({n: t[n] for n in hparams.DEFAULTS}, sort_keys=True) for t in trials}) >= 2
     winner = max(trials, key=lambda t: t["score"])
     assert 0.0 < winner["score"] <= 1.0
     assert {name: winner[name] for name in hparams.DEFAULTS} == hparams.values(best)
+
+
+def test_the_same_config_and_data_give_the_same_trials_and_hyperparameters(two_tuner_runs):
+    (best_a, trials_a), (best_b, trials_b) = two_tuner_runs
+    assert [{n: t[n] for n in hparams.DEFAULTS} for t in trials_a] == [
+        {n: t[n] for n in hparams.DEFAULTS} for t in trials_b
+    ]
+    assert [t["score"] for t in trials_a] == pytest.approx([t["score"] for t in trials_b], abs=1e-6)
+    assert hparams.values(best_a) == hparams.values(best_b)

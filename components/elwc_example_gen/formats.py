@@ -465,9 +465,9 @@ def read_query_ids(data: bytes, source: str, fmt: str, options: FormatOptions, f
         if name not in parquet.schema_arrow.names:
             return pa.nulls(parquet.metadata.num_rows)
         return parquet.read(columns=[name]).column(name).combine_chunks()
-    single = dataclasses.replace(options, columns={feature_set.query_id.name: name})
+    # The query id and the label (read_csv requires both), under their configured column names.
     only_query = FeatureSet((feature_set.query_id, feature_set.label))
-    return read_csv(data, source, single, only_query).columns.get(feature_set.query_id.name, pa.nulls(0))
+    return read_csv(data, source, options, only_query).columns.get(feature_set.query_id.name, pa.nulls(0))
 
 
 READERS = {"csv": read_csv, "jsonl": read_jsonl, "parquet": read_parquet, "letor": read_letor}

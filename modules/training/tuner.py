@@ -52,12 +52,15 @@ def tuner_fn(fn_args) -> TunerFnResult:
     # RankingTuner injects its max_trials execution (runtime) parameter here: it wins.
     settings.max_trials = int((fn_args.custom_config or {}).get("max_trials", settings.max_trials))
     config = inputs.config
-    tuner = make_tuner(
-        settings,
-        hypermodel=lambda hp: build_model(inputs.model_inputs, hp, steps_per_execution=config.steps_per_execution),
-        directory=fn_args.working_dir,
-        seed=config.seed,
-    )
+
+    def hypermodel(hp: kt.HyperParameters) -> tf.keras.Model:
+        # Every trial starts from the same seeded state (initial weights, dropout,
+        # noise): with KerasTuner's seeded search, the same config and data give the
+        # same trials, scores and best hyperparameters.
+        tf.keras.utils.set_random_seed(config.seed)
+        return build_model(inputs.model_inputs, hp, steps_per_execution=config.steps_per_execution)
+
+    tuner = make_tuner(settings, hypermodel=hypermodel, directory=fn_args.working_dir, seed=config.seed)
     epochs = max(1, settings.epochs)
     eval_lists = count_records(fn_args.eval_files)
     return TunerFnResult(
