@@ -28,6 +28,8 @@ import pyarrow as pa
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
+from components.elwc_example_gen.formats import EXTENSIONS
+
 # Missing-value tokens, as ExampleGen reads them (components/elwc_example_gen/rows.py).
 MISSING = frozenset({"", "null", "NULL", "None", "nan", "NaN", "NA"})
 LETOR_LABEL, LETOR_QID, LETOR_DOCID = "label", "qid", "docid"
@@ -77,24 +79,6 @@ def is_missing(value) -> bool:
     return isinstance(value, float) and value != value  # NaN
 
 
-# File extension -> format, as ExampleGen infers it (components/elwc_example_gen/formats.py; a test
-# checks they agree). Kept here so that `ltr init` does not import TFX (~10 s) through the components.
-EXTENSIONS = {
-    ".csv": "csv",
-    ".tsv": "csv",
-    ".jsonl": "jsonl",
-    ".ndjson": "jsonl",
-    ".json": "jsonl",
-    ".parquet": "parquet",
-    ".pq": "parquet",
-    ".txt": "letor",
-    ".svm": "letor",
-    ".libsvm": "letor",
-    ".letor": "letor",
-    ".tfrecord": "elwc",
-    ".tfrecords": "elwc",
-    ".elwc": "elwc",
-}
 FORMATS = ("csv", "jsonl", "parquet", "letor", "elwc")
 
 

@@ -37,7 +37,7 @@ from modules.features import Dtype, FeatureSet, Role
 _MISSING_TEXT = pa.array(sorted(MISSING_TOKENS), pa.string())
 
 FORMATS = ("auto", "csv", "jsonl", "parquet", "letor", "elwc")
-_EXTENSIONS = {
+EXTENSIONS = {
     ".csv": "csv",
     ".tsv": "csv",
     ".jsonl": "jsonl",
@@ -101,7 +101,7 @@ def infer_format(path: str, configured: str = "auto") -> str:
     name = path.lower()
     if name.endswith(".gz"):
         name = name[:-3]
-    for extension, fmt in _EXTENSIONS.items():
+    for extension, fmt in EXTENSIONS.items():
         if name.endswith(extension):
             return fmt
     raise UnknownFormatError(
