@@ -224,13 +224,24 @@ def _cmd_init(args: argparse.Namespace) -> int:
 
 # ---- run report (issue 15): one call after the run summary; the page's code is pipeline/run_report/ ----
 def _print_run_report(config, report) -> None:
+    from pipeline.metadata_connection import metadata_target
     from pipeline.run_report import write_run_report
 
+    # The run is over: MLMD's connection chatter would only interleave with the summary.
+    quiet = [logging.getLogger(), logging.getLogger("absl")]
+    levels = [logger.level for logger in quiet]
+    for logger in quiet:
+        logger.setLevel(max(logger.getEffectiveLevel(), logging.WARNING))
     try:
-        path = write_run_report(config.metadata_path, config.pipeline_root, report.run_id, model_name=config.model_name)
+        path = write_run_report(
+            metadata_target(config), config.pipeline_root, report.run_id, model_name=config.model_name
+        )
     except Exception as error:  # the run itself succeeded: say why there is no page, keep its exit status
         print(f"Run report:        not written: {type(error).__name__}: {error}", file=sys.stderr)
         return
+    finally:
+        for logger, level in zip(quiet, levels, strict=True):
+            logger.setLevel(level)
     print(f"Run report:        {path}")
 
 

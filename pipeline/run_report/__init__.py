@@ -36,7 +36,7 @@ def _write(out_dir: str, page: str) -> str:
 
 
 def write_run_report(
-    metadata_path: str,
+    metadata_path,  # a SQLite path or an MLMD ConnectionConfig (pipeline.metadata_connection.metadata_target)
     pipeline_root: str,
     run_id: str | None = None,
     out_dir: str | None = None,
@@ -85,8 +85,10 @@ def main_report(args: argparse.Namespace) -> int:
         if args.versions:
             path = write_versions_report(config, args.out)
         else:
+            from pipeline.metadata_connection import metadata_target
+
             path = write_run_report(
-                config.metadata_path, config.pipeline_root, args.run_id, args.out, config.model_name
+                metadata_target(config), config.pipeline_root, args.run_id, args.out, config.model_name
             )
     except (LookupError, FileNotFoundError) as error:
         print(f"ltr report: {error}", file=sys.stderr)
