@@ -29,9 +29,8 @@ import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
 from components.elwc_example_gen.formats import EXTENSIONS
+from components.elwc_example_gen.rows import MISSING_TOKENS
 
-# Missing-value tokens, as ExampleGen reads them (components/elwc_example_gen/rows.py).
-MISSING = frozenset({"", "null", "NULL", "None", "nan", "NaN", "NA"})
 LETOR_LABEL, LETOR_QID, LETOR_DOCID = "label", "qid", "docid"
 ELWC_LIST = "__list__"  # ELWC: the record number, the list key when the context has no query id
 _DOCID_COMMENT = re.compile(r"docid\s*=\s*(\S+)")
@@ -75,7 +74,7 @@ def is_missing(value) -> bool:
     if value is None:
         return True
     if isinstance(value, str):
-        return value.strip() in MISSING
+        return value.strip() in MISSING_TOKENS
     return isinstance(value, float) and value != value  # NaN
 
 

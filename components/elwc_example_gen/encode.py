@@ -31,7 +31,8 @@ from modules.features import Dtype
 _EMPTY = pa.scalar(b"", pa.binary())
 
 
-def _varint_bytes(value: int) -> bytes:
+def varint_bytes(value: int) -> bytes:
+    """Protobuf's base-128 varint of a non-negative int."""
     out = bytearray()
     while value > 0x7F:
         out.append((value & 0x7F) | 0x80)
@@ -86,13 +87,13 @@ def feature_entries(name: str, dtype: Dtype, column: pa.Array) -> pa.Array:
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()
     key = name.encode()
-    key_part = b"\x0a" + _varint_bytes(len(key)) + key + b"\x12"  # entry.key, then entry.value's tag
+    key_part = b"\x0a" + varint_bytes(len(key)) + key + b"\x12"  # entry.key, then entry.value's tag
     valid = _valid(column)
     n = len(column)
     if dtype == Dtype.FLOAT:
         # value: Feature{float_list{packed [f32]}} = 12 06 0a 04 <4 bytes>, a constant 8-byte length.
         entry = key_part + b"\x08\x12\x06\x0a\x04"
-        prefix = b"\x0a" + _varint_bytes(len(entry) + 4) + entry
+        prefix = b"\x0a" + varint_bytes(len(entry) + 4) + entry
         floats = column.cast(pa.float32()).fill_null(0).to_numpy(zero_copy_only=False).astype("<f4")
         matrix = floats.view(np.uint8).reshape(n, 4)
         return _join(pa.scalar(prefix, pa.binary()), _binary_from(matrix, np.full(n, 4, np.int64), valid))

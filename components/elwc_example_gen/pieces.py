@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from components.elwc_example_gen.columns import TypedColumns
-from components.elwc_example_gen.encode import encode_examples, frame_lists
+from components.elwc_example_gen.encode import encode_examples, frame_lists, varint_bytes
 from modules.features import FeatureSet, Role
 
 # (position missing, position, doc id, line): documents with a position first, by position, then doc id.
@@ -132,22 +132,13 @@ def chunk_lists(
     )
 
 
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while value > 0x7F:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
 def frame_elwc(context: bytes, docs: list[bytes]) -> bytes:
     """Serialized ExampleListWithContext from serialized parts (field 1: examples, field 2: context)."""
     parts = []
     for doc in docs:
-        parts.append(b"\x0a" + _varint(len(doc)))
+        parts.append(b"\x0a" + varint_bytes(len(doc)))
         parts.append(doc)
-    parts.append(b"\x12" + _varint(len(context)))
+    parts.append(b"\x12" + varint_bytes(len(context)))
     parts.append(context)
     return b"".join(parts)
 

@@ -235,6 +235,20 @@ def _frame(x0, y0, x1, y1) -> str:
 # ---------------------------------------------------------------- charts
 
 
+def _value_axis(sx: Linear, lo: float, hi: float, top: float, bottom: float, height: float, label: str) -> list[str]:
+    """The horizontal value axis of a dot or interval chart: grid lines, tick labels, frame, label."""
+    left, right = sx.range_
+    x_ticks = ticks(lo, hi)
+    step = x_ticks[1] - x_ticks[0] if len(x_ticks) > 1 else 1
+    marks = []
+    for value in x_ticks:
+        marks.append(_line(sx(value), top, sx(value), bottom, GRID))
+        marks.append(_text(sx(value), bottom + 16, tick_label(value, step), anchor="middle", color=MUTED))
+    marks.append(_frame(left, top, right, bottom))
+    marks.append(_text((left + right) / 2, height - 8, label, anchor="middle", cls="axis-label"))
+    return marks
+
+
 def line_chart(
     series: Sequence[Series],
     *,
@@ -361,13 +375,7 @@ def dot_chart(
     lo, hi = nice_domain(values, clamp=clamp)
     sx = Linear((lo, hi), (left, right))
     body = [*legend_marks]
-    x_ticks = ticks(lo, hi)
-    step = x_ticks[1] - x_ticks[0] if len(x_ticks) > 1 else 1
-    for value in x_ticks:
-        body.append(_line(sx(value), top, sx(value), bottom, GRID))
-        body.append(_text(sx(value), bottom + 16, tick_label(value, step), anchor="middle", color=MUTED))
-    body.append(_frame(left, top, right, bottom))
-    body.append(_text((left + right) / 2, height - 8, x_label, anchor="middle", cls="axis-label"))
+    body += _value_axis(sx, lo, hi, top, bottom, height, x_label)
     for i, row in enumerate(rows):
         y0 = row_top[i]
         if i:
@@ -438,13 +446,7 @@ def interval_chart(
     lo, hi = nice_domain(values, include=(0.0,))
     sx = Linear((lo, hi), (left, right))
     body = [*legend_marks]
-    x_ticks = ticks(lo, hi)
-    step = x_ticks[1] - x_ticks[0] if len(x_ticks) > 1 else 1
-    for value in x_ticks:
-        body.append(_line(sx(value), top, sx(value), bottom, GRID))
-        body.append(_text(sx(value), bottom + 16, tick_label(value, step), anchor="middle", color=MUTED))
-    body.append(_frame(left, top, right, bottom))
-    body.append(_text((left + right) / 2, height - 8, x_label, anchor="middle", cls="axis-label"))
+    body += _value_axis(sx, lo, hi, top, bottom, height, x_label)
     for ref in refs:
         body.append(
             _line(sx(ref.value), top, sx(ref.value), bottom, ref.color, width=1.5, dashed=ref.dashed, cls="ref")
