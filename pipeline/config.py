@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from pathlib import Path
@@ -25,6 +26,17 @@ class ConfigError(ValueError):
 
 
 @dataclasses.dataclass
+class EventsConfig:
+    """``examples.events``: labels made from impression and event logs (components/elwc_example_gen/events.py)."""
+
+    input_pattern: str | None = None  # events files under data_root ({SPAN} as the impressions); null: flat shape
+    format: str = "auto"  # auto | csv | jsonl | parquet
+    event_column: str = "event"  # separate events input: the column holding the event type
+    timestamp_column: str | None = None  # optional; only validated (ISO-8601 or epoch seconds)
+    labels: dict[str, int] = dataclasses.field(default_factory=dict)  # event type (or outcome column) -> grade
+
+
+@dataclasses.dataclass
 class ExamplesConfig:
     input_pattern: str = "span-{SPAN}/*.csv"
     span: int | None = None
@@ -38,6 +50,8 @@ class ExamplesConfig:
     max_bad_row_fraction: float = 0.01
     rolling_window_spans: int = 1
     on_corrupt_file: str = "fail"  # fail | dead_letter: a truncated/corrupt compressed input
+    documents_field: str | None = None  # nested list exports: the field holding each row's documents
+    events: EventsConfig | None = None  # null: labels from the schema's label column
 
 
 @dataclasses.dataclass
@@ -172,6 +186,16 @@ _CHECKS: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
     ("examples", "max_bad_row_fraction"): (lambda v: 0 <= v <= 1, "must be between 0 and 1"),
     ("examples", "rolling_window_spans"): (lambda v: v >= 1, "must be >= 1"),
     ("examples", "on_corrupt_file"): (lambda v: v in ("fail", "dead_letter"), "must be fail or dead_letter"),
+    ("examples", "documents_field"): (lambda v: v is None or bool(v.strip()), "must be null or a field name"),
+    ("examples.events", "format"): (
+        lambda v: v in ("auto", "csv", "jsonl", "parquet"),
+        "must be one of auto, csv, jsonl, parquet",
+    ),
+    ("examples.events", "event_column"): (lambda v: bool(v.strip()), "must be a column name"),
+    ("examples.events", "labels"): (
+        lambda v: bool(v) and all(g >= 0 for g in v.values()),
+        "must map at least one event type (or outcome column) to a grade >= 0",
+    ),
     ("training", "train_steps"): (lambda v: v > 0, "must be > 0"),
     ("training", "eval_steps"): (lambda v: v >= 0, "must be >= 0"),
     ("training", "batch_size"): (lambda v: v > 0, "must be > 0"),
@@ -239,8 +263,12 @@ def _build(cls: type, data: Any, where: str, source: str) -> Any:
     for name, value in data.items():
         key = f"{where}.{name}" if where else name
         annotation = hints[name]
-        if dataclasses.is_dataclass(annotation):
-            values[name] = _build(annotation, value, key, source)
+        optional = [a for a in typing.get_args(annotation) if dataclasses.is_dataclass(a)]
+        if optional and value is None:  # an optional section (examples.events: null)
+            values[name] = None
+            continue
+        if dataclasses.is_dataclass(annotation) or optional:
+            values[name] = _build(optional[0] if optional else annotation, value, key, source)
             continue
         if not _type_ok(value, annotation):
             raise ConfigError(f"{source}: '{key}' = {value!r} should be of type {annotation}")
@@ -252,7 +280,33 @@ def _build(cls: type, data: Any, where: str, source: str) -> Any:
 
 
 def config_from_dict(data: dict[str, Any], source: str = "<dict>") -> Config:
-    return _build(Config, data, "", source)
+    config = _build(Config, data, "", source)
+    _check_examples(config.examples, source)
+    return config
+
+
+def _check_examples(examples: ExamplesConfig, source: str) -> None:
+    """Checks across keys of the examples section."""
+    events = examples.events
+    if events is None:
+        return
+    if examples.documents_field:
+        raise ConfigError(
+            f"{source}: 'examples.events' and 'examples.documents_field' cannot be combined: events are joined "
+            "to flat impression rows"
+        )
+    if examples.format in ("letor", "elwc"):
+        raise ConfigError(
+            f"{source}: 'examples.events' needs CSV, JSON Lines or Parquet impressions, not {examples.format}"
+        )
+    pattern = events.input_pattern
+    if pattern is not None:
+        specs = re.compile(r"\{(SPAN|VERSION|YYYY|MM|DD)")
+        if set(specs.findall(pattern)) != set(specs.findall(examples.input_pattern)):
+            raise ConfigError(
+                f"{source}: 'examples.events.input_pattern' = {pattern!r} must use the same {{SPAN}}/{{VERSION}}/"
+                f"date specs as 'examples.input_pattern' = {examples.input_pattern!r} (one span resolves both)"
+            )
 
 
 def load_config(path: str | Path | None = None) -> Config:

@@ -13,6 +13,7 @@ from tfx.proto import example_gen_pb2, range_config_pb2
 from tfx.utils import io_utils
 
 from components.elwc_example_gen import ElwcExampleGen
+from components.elwc_example_gen.events import EventsOptions
 from components.elwc_example_gen.formats import FormatOptions
 from components.elwc_example_gen.resolver import latest_spans
 from components.ranking_evaluator import RankingEvaluator
@@ -66,8 +67,10 @@ def _example_gen(config: Config, schema: tfx.dsl.Channel, range_config) -> ElwcE
             columns=dict(examples.columns),
             letor_features=dict(examples.letor_features),
             on_corrupt_file=examples.on_corrupt_file,
+            documents_field=examples.documents_field,
         ),
         max_bad_row_fraction=examples.max_bad_row_fraction,
+        events=EventsOptions(**dataclasses.asdict(examples.events)) if examples.events else None,
     )
 
 

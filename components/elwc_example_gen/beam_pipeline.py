@@ -39,6 +39,7 @@ from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
 
 from components.elwc_example_gen import columns as columns_lib
+from components.elwc_example_gen import events as events_lib
 from components.elwc_example_gen import formats, sources
 from components.elwc_example_gen.elwc_input import elwc_file_pieces
 from components.elwc_example_gen.pieces import Piece, assemble, chunk_lists
@@ -203,7 +204,7 @@ class ReadChunks(_SchemaDoFn):
                 if raw.raw_rows is not None:
                     entry["raw"] = _truncate(raw.raw_rows(index))
                 dead.append(entry)
-        stats = {"rows": raw.num_rows + len(raw.dead_letter), "missing": typed.missing}
+        stats = {"rows": raw.num_rows + len(raw.dead_letter), "missing": typed.missing, **raw.extra_stats}
         lists = chunk_lists(typed, raw.lines, self._feature_set, self._max_list_size)
         pieces, complete_lists = [], []
         if lists is not None:
@@ -331,16 +332,31 @@ def build_graph(
     split_uris: dict[str, str],
     dead_letter_prefix: str,
     stats_path: str,
+    events: events_lib.EventsOptions | None = None,
+    events_pattern: str | None = None,
 ) -> None:
     """Adds the whole ExampleGen graph to ``pipeline``.
 
     With ``buckets`` (cumulative hash buckets per output split) there is one input pattern whose
     lists are split by query hash; without, each input pattern is its own split (input-defined splits).
+    With ``events``, labels are made from impressions and events (:mod:`events`, ``events_pattern``).
     """
     dead_letters, stats, records = [], [], []
     for index, pattern in enumerate(input_patterns):
         router = ListRouter(buckets, split_names, fixed_split=index)
-        read = pipeline | f"Read[{index}]" >> ReadLists(pattern, schema_text, options_json, max_list_size, router)
+        if events is None:
+            read = pipeline | f"Read[{index}]" >> ReadLists(pattern, schema_text, options_json, max_list_size, router)
+        else:
+            read = events_lib.read_labeled_lists(
+                pipeline,
+                f"Read[{index}]",
+                pattern,
+                events_pattern,
+                schema_text,
+                options_json,
+                events.to_json(),
+                max_list_size,
+            )
         assembled = (
             read[PIECES_TAG]
             | f"GroupByQuery[{index}]" >> beam.GroupByKey()
@@ -349,7 +365,7 @@ def build_graph(
         )
         dead_letters.append(read[DEAD_LETTER_TAG])
         stats += [read[STATS_TAG], assembled[STATS_TAG]]
-        records += [read.records, assembled.records]
+        records += [read.records, assembled.records] if read.records is not None else [assembled.records]
 
     # Each stream of records is written where it is produced (no Flatten), so nothing waits in memory.
     for stream, stream_records in enumerate(records):

@@ -11,6 +11,7 @@ from tfx.proto import example_gen_pb2, range_config_pb2
 from tfx.types import standard_artifacts
 
 from components.elwc_example_gen import driver, executor
+from components.elwc_example_gen.events import EventsOptions
 from components.elwc_example_gen.formats import FormatOptions
 from components.elwc_example_gen.spec import ElwcExampleGenSpec
 
@@ -45,6 +46,7 @@ class ElwcExampleGen(FileBasedExampleGen):
         max_list_size: int = 0,
         format_options: FormatOptions | None = None,
         max_bad_row_fraction: float = 0.0,
+        events: EventsOptions | None = None,
     ):
         input_config = input_config or utils.make_default_input_config("span-{SPAN}/*.csv")
         output_config = output_config or utils.make_default_output_config(input_config)
@@ -58,6 +60,7 @@ class ElwcExampleGen(FileBasedExampleGen):
             max_list_size=max_list_size,
             format_options=(format_options or FormatOptions()).to_json(),
             max_bad_row_fraction=float(max_bad_row_fraction),
+            events_options=events.to_json() if events else None,
             schema=schema,
             examples=types.Channel(type=standard_artifacts.Examples),
         )

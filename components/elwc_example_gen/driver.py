@@ -11,8 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from tfx.components.example_gen import driver, input_processor
+from tfx.components.example_gen import driver, input_processor, utils
 from tfx.proto import example_gen_pb2, range_config_pb2
+from tfx.utils import io_utils
+
+from components.elwc_example_gen.events import EventsOptions, events_pattern_for
+from components.elwc_example_gen.spec import EVENTS_KEY
 
 
 class SpanNotFoundError(FileNotFoundError):
@@ -44,3 +48,21 @@ class ElwcDriver(driver.FileBasedDriver):
         if not input_base_uri:
             raise ValueError("ElwcExampleGen needs input_base (the data root)")
         return ElwcInputProcessor(input_base_uri, splits, range_config)
+
+    def resolve_exec_properties(self, exec_properties, pipeline_info, component_info):
+        """TFX's resolution, plus the events files of the same span in the input fingerprint (examples.events),
+        so that new or changed events are never a cache hit."""
+        exec_properties = super().resolve_exec_properties(exec_properties, pipeline_info, component_info)
+        events = EventsOptions.from_json(exec_properties.get(EVENTS_KEY))
+        if events is not None and events.separate:
+            pattern = events_pattern_for(
+                events,
+                exec_properties["input_base"],
+                exec_properties.get(utils.SPAN_PROPERTY_NAME),
+                exec_properties.get(utils.VERSION_PROPERTY_NAME),
+            )
+            fingerprint = exec_properties.get(utils.FINGERPRINT_PROPERTY_NAME) or ""
+            exec_properties[utils.FINGERPRINT_PROPERTY_NAME] = (
+                f"{fingerprint}\n{io_utils.generate_fingerprint('events', pattern)}"
+            )
+        return exec_properties

@@ -24,11 +24,17 @@ from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils
 from tfx.utils import io_utils, proto_utils
 
+from components.elwc_example_gen import events as events_lib
 from components.elwc_example_gen.beam_pipeline import build_graph
 from components.elwc_example_gen.data_view import attach_data_view
 from components.elwc_example_gen.formats import FORMATS, FormatOptions
 from components.elwc_example_gen.sources import CORRUPT_FILE, ON_CORRUPT_FILE, CorruptFileError
-from components.elwc_example_gen.spec import FORMAT_OPTIONS_KEY, MAX_BAD_ROW_FRACTION_KEY, MAX_LIST_SIZE_KEY
+from components.elwc_example_gen.spec import (
+    EVENTS_KEY,
+    FORMAT_OPTIONS_KEY,
+    MAX_BAD_ROW_FRACTION_KEY,
+    MAX_LIST_SIZE_KEY,
+)
 from components.elwc_example_gen.summary import DEAD_LETTER_DIR, SUMMARY_FILE, build_summary, custom_properties
 from modules.features import feature_set_from_schema
 
@@ -84,6 +90,18 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         dead_letter_dir = os.path.join(examples.uri, DEAD_LETTER_DIR)
         stats_path = os.path.join(examples.uri, STATS_FILE)
 
+        events = events_lib.EventsOptions.from_json(exec_properties.get(EVENTS_KEY))
+        events_pattern = None
+        if events is not None:  # labels from impressions + events (events.py); span as the impressions'
+            if len(patterns) != 1:
+                raise ValueError("examples.events needs exactly one input split (the impressions)")
+            events_pattern = events_lib.events_pattern_for(
+                events,
+                input_base,
+                exec_properties.get(utils.SPAN_PROPERTY_NAME),
+                exec_properties.get(utils.VERSION_PROPERTY_NAME),
+            )
+
         with self._make_beam_pipeline() as pipeline:
             build_graph(
                 pipeline,
@@ -96,6 +114,8 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                 split_uris=split_uris,
                 dead_letter_prefix=os.path.join(dead_letter_dir, "dead_letter"),
                 stats_path=stats_path,
+                events=events,
+                events_pattern=events_pattern,
             )
 
         stats = json.loads(io_utils.read_string_file(stats_path)) if fileio.exists(stats_path) else {}

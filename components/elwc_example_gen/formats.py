@@ -74,6 +74,9 @@ class FormatOptions:
     on_corrupt_file: str = "fail"
     # Text inputs (LETOR) are parsed in chunks of about this many bytes.
     chunk_bytes: int = 16 << 20
+    # Nested list exports (JSON Lines / Parquet, one row per list): the field holding the list's
+    # documents as an array of structs (see nested.py). None: one row per (query, document).
+    documents_field: str | None = None
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)
@@ -122,6 +125,7 @@ class RawFile:
     lines: np.ndarray
     dead_letter: list[dict]
     raw_rows: object = None  # callable row index -> dict of raw values (for dead-letter entries)
+    extra_stats: dict = dataclasses.field(default_factory=dict)  # merged into the run's statistics
 
 
 def dead_letter_entry(reason: str, source: str, line: int, detail: str, raw: object = None) -> dict:
@@ -142,7 +146,9 @@ def read_csv(data: bytes, source: str, options: FormatOptions, feature_set: Feat
         return RawFile({}, 0, np.zeros(0, np.int64), [])
     wanted = {options.source_column(f.name): f.name for f in feature_set.features}
     present = [name for name in header if name in wanted]
-    required = [options.source_column(feature_set.query_id.name), options.source_column(feature_set.label.name)]
+    # The label is required unless it is made from events (events.py reads impressions without it).
+    keys = (feature_set.query_id, feature_set.single(Role.LABEL))
+    required = [options.source_column(f.name) for f in keys if f is not None]
     missing = [name for name in required if name not in header]
     if missing:
         raise ValueError(f"{source}: header lacks required column(s) {missing}; header is {header}")
@@ -474,4 +480,8 @@ READERS = {"csv": read_csv, "jsonl": read_jsonl, "parquet": read_parquet, "letor
 
 
 def read_flat_file(data: bytes, source: str, fmt: str, options: FormatOptions, feature_set: FeatureSet) -> RawFile:
+    if options.documents_field:  # one row per list, its documents an array of structs
+        from components.elwc_example_gen import nested
+
+        return nested.read_lists(data, source, fmt, options, feature_set)
     return READERS[fmt](data, source, options, feature_set)

@@ -8,6 +8,7 @@ MAX_LIST_SIZE_KEY = "max_list_size"
 INPUT_FORMAT_KEY = "input_format"
 FORMAT_OPTIONS_KEY = "format_options"
 MAX_BAD_ROW_FRACTION_KEY = "max_bad_row_fraction"
+EVENTS_KEY = "events_options"
 
 
 class ElwcExampleGenSpec(ComponentSpec):
@@ -22,6 +23,8 @@ class ElwcExampleGenSpec(ComponentSpec):
         # FormatOptions as JSON: format, column names, LETOR feature map (see formats.py).
         FORMAT_OPTIONS_KEY: ExecutionParameter(type=str),
         MAX_BAD_ROW_FRACTION_KEY: ExecutionParameter(type=float),
+        # examples.events as JSON (events.EventsOptions): labels made from events; absent: from the label column.
+        EVENTS_KEY: ExecutionParameter(type=str, optional=True),
     }
     INPUTS = {
         "schema": ChannelParameter(type=standard_artifacts.Schema),

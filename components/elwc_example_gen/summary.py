@@ -99,6 +99,10 @@ def build_summary(stats: Stats, split_names: list[str], max_list_size: int, dead
         "dropped_features": dict(sorted(stats.get("dropped_features", {}).items())),
         "synthesized_query_ids": int(stats.get("synthesized_query_ids", 0)),
         "files": int(stats.get("files", 0)),
+        # Nested list exports: fields naming no schema feature, per file where seen (nested.py).
+        "ignored_fields": dict(sorted(stats.get("ignored_fields", {}).items())),
+        # examples.events: events read, matched, duplicates, ignored types, impressions per label (events.py).
+        **({"events": stats["events"]} if "events" in stats else {}),
     }
 
 
