@@ -168,7 +168,7 @@ def flatten(
     for feature in feature_set.features:
         name = options.source_column(feature.name)
         if name in struct_names:
-            columns[feature.name] = pc.struct_field(flat, name)
+            columns[feature.name] = pc.struct_field(flat, [struct_names.index(name)])
             used.add(("doc", name))
         elif name in top_names:
             columns[feature.name] = table.column(name).combine_chunks().take(pa.array(parents))
