@@ -263,3 +263,37 @@ def read_sample(path: str, fmt: str, max_rows: int) -> Sample:
         return READERS[fmt](path, max_rows)
     except OSError as error:
         raise SampleError(f"{path}: cannot be read: {error}") from None
+
+
+def flatten_lists(sample: Sample, documents_field: str) -> Sample:
+    """A sample of nested list rows (``examples.documents_field``) as one row per document: the
+    row's fields repeated beside each document's (what ExampleGen's ``nested.flatten`` reads)."""
+    if sample.format not in ("jsonl", "parquet"):
+        raise SampleError(
+            f"{sample.files[0] if sample.files else 'input'}: examples.documents_field needs "
+            f"JSON Lines or Parquet files, not {sample.format}"
+        )
+    top = [name for name in sample.header if name != documents_field]
+    rows: list[dict] = []
+    for i, docs in enumerate(sample.columns.get(documents_field, [])):
+        if isinstance(docs, str):  # JSON Lines samples keep nested values as JSON text
+            try:
+                docs = json.loads(docs)
+            except ValueError:
+                continue
+        if not isinstance(docs, list):
+            continue
+        for doc in docs:
+            if not isinstance(doc, dict):
+                continue
+            row = {name: sample.columns[name][i] for name in top}
+            row.update(
+                {k: v if v is None or isinstance(v, str | int | float) else json.dumps(v) for k, v in doc.items()}
+            )
+            rows.append(row)
+    names = list(dict.fromkeys([*top, *(k for row in rows for k in row)]))
+    columns = {name: [row.get(name) for row in rows] for name in names}
+    numeric = set(sample.numeric) | {
+        n for n in names if any(isinstance(r.get(n), int | float) and not isinstance(r.get(n), bool) for r in rows)
+    }
+    return Sample(sample.format, columns, len(rows), list(sample.files), names, numeric)

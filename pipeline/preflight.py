@@ -15,7 +15,15 @@ What is checked:
 * the input: the data root exists and ``examples.input_pattern`` resolves to files
   for the requested span (by TFX's own span/version resolution, as the driver does);
   the first rows of each file carry the query id, the label and at least one model
-  feature under the configured names.
+  feature under the configured names;
+* ``examples.events`` (labels from interaction logs): the schema has the query id and doc
+  id features the join needs, every grade of ``labels`` is an integer within the label's
+  domain; the events files of the same span exist and their first rows carry the request
+  id, item id, event (and timestamp) columns; the impressions carry the item id (and, in
+  the flat shape, the outcome columns) instead of the label; event types found in the first
+  rows that ``labels`` does not map are a warning (they are ignored);
+* ``examples.documents_field`` (nested list exports): the first rows are flattened as
+  ExampleGen flattens them, so the columns are looked for inside the documents too.
 """
 
 from __future__ import annotations
@@ -44,6 +52,7 @@ from pipeline.data_sample import (
     Sample,
     SampleError,
     file_format,
+    flatten_lists,
     read_sample,
 )
 
@@ -210,6 +219,7 @@ def check_file(path: str, sample: Sample, features: FeatureSet, config: Config) 
     """Raises unless the first rows carry query id, label and a model feature; returns the features seen."""
     columns = _columns_for(features, config, sample.format)
     qid, label = features.query_id.name, features.label.name
+    events = config.examples.events
 
     def described(name: str) -> str:
         column = columns[name]
@@ -220,6 +230,16 @@ def check_file(path: str, sample: Sample, features: FeatureSet, config: Config) 
     if not sample.num_rows:
         raise PreflightError(f"{path}: no data rows")
     required = [label] if sample.format == "elwc" else [qid, label]  # ELWC lists may lack a query id
+    if events is not None:  # the label is made from the events, joined on the item id
+        doc_id = features.single(Role.DOC_ID)
+        required = [qid] + ([doc_id.name] if events.input_pattern is not None and doc_id else [])
+        if events.input_pattern is None:
+            for column in events.labels:
+                if column not in sample.header:
+                    raise PreflightError(
+                        f"{path}: config 'examples.events.labels' names the outcome column '{column}', which is not "
+                        f"in the file (found: {', '.join(sample.header[:12])}){_suggest(column, sample.header)}"
+                    )
     for name in required:
         if not sample.present(columns[name]):
             hint = f" (map it with examples.columns: {{{name}: <column>}})" if sample.format in _NAMED else ""
@@ -238,11 +258,96 @@ def check_file(path: str, sample: Sample, features: FeatureSet, config: Config) 
     return seen
 
 
+def check_events_config(config: Config, features: FeatureSet, schema_file: str) -> None:
+    """``examples.events`` against the schema: join keys exist, grades fit the label's domain."""
+    events = config.examples.events
+    if events is None:
+        return
+    if features.single(Role.DOC_ID) is None:
+        raise PreflightError(
+            f"config 'examples.events': the schema {schema_file} has no role:doc_id feature (the item id the "
+            "events are joined on, with the role:query_id request id)"
+        )
+    label = features.label
+    for kind, grade in events.labels.items():
+        if not isinstance(grade, int) or isinstance(grade, bool):
+            raise PreflightError(f"config 'examples.events.labels.{kind}' = {grade!r} is not an integer grade")
+        if not label.in_domain(float(grade)):
+            raise PreflightError(
+                f"config 'examples.events.labels.{kind}' = {grade} is outside the domain "
+                f"[{label.min_value}, {label.max_value}] of the label feature '{label.name}' in {schema_file}"
+            )
+
+
+def check_events_files(config: Config, features: FeatureSet, span: int, version: int | None) -> list[str]:
+    """The events files of the span: present, with the key, event (and timestamp) columns; warnings."""
+    from tfx.dsl.io import fileio
+
+    from components.elwc_example_gen.events import EventsConfigError, resolve_pattern
+
+    events = config.examples.events
+    if events is None or events.input_pattern is None:
+        return []
+    try:
+        resolved = resolve_pattern(events.input_pattern, span, version)
+    except EventsConfigError as error:
+        raise PreflightError(str(error)) from None
+    files = sorted(f for f in fileio.glob(os.path.join(config.data_root, resolved)) if not fileio.isdir(f))
+    if not files:
+        raise PreflightError(
+            f"config 'examples.events.input_pattern' = '{events.input_pattern}': no events files match "
+            f"'{resolved}' under data root '{config.data_root}' (span {span})"
+        )
+    qid, doc_id = features.query_id.name, features.single(Role.DOC_ID).name
+    wanted = {
+        "examples.columns.query_id": config.examples.columns.get(qid, qid),
+        "examples.columns.doc_id": config.examples.columns.get(doc_id, doc_id),
+        "examples.events.event_column": events.event_column,
+    }
+    if events.timestamp_column:
+        wanted["examples.events.timestamp_column"] = events.timestamp_column
+    unknown: dict[str, int] = {}
+    for path in files[:MAX_FILES_CHECKED]:
+        fmt = file_format(path, events.format)
+        if fmt not in _NAMED:
+            raise PreflightError(
+                f"{path}: config 'examples.events.format': events files must be {', '.join(_NAMED)} "
+                f"(set examples.events.format)"
+            )
+        try:
+            sample = read_sample(path, fmt, SAMPLE_ROWS)
+        except SampleError as error:
+            raise PreflightError(str(error)) from None
+        for key, column in wanted.items():
+            if column not in sample.header:
+                found = ", ".join(sample.header[:12])
+                raise PreflightError(
+                    f"{path}: config '{key}': the first {sample.num_rows} rows have no column '{column}' "
+                    f"(found: {found or 'nothing'}){_suggest(column, sample.header)}"
+                )
+            if sample.num_rows and key != "examples.events.timestamp_column" and not sample.present(column):
+                raise PreflightError(
+                    f"{path}: config '{key}': column '{column}' is empty in the first {sample.num_rows} rows"
+                )
+        for value in sample.columns.get(events.event_column, []):
+            if isinstance(value, str) and value.strip() and value.strip() not in events.labels:
+                unknown[value.strip()] = unknown.get(value.strip(), 0) + 1
+    if not unknown:
+        return []
+    listed = ", ".join(f"{kind} ({count})" for kind, count in sorted(unknown.items()))
+    return [
+        f"event types in the first rows of the events files that config 'examples.events.labels' does not map "
+        f"(they will be ignored): {listed}"
+    ]
+
+
 def preflight(config: Config, schema_file: str) -> PreflightReport:
     """All checks; raises PreflightError on the first problem, returns warnings otherwise."""
     features = check_schema(schema_file)
     check_config_maps(config, features, schema_file)
+    check_events_config(config, features, schema_file)
     files, span, version = resolve_input_files(config)
+    event_warnings = check_events_files(config, features, span, version)
     seen: set[str] = set()
     for path in files[:MAX_FILES_CHECKED]:
         fmt = file_format(path, config.examples.format)
@@ -253,11 +358,13 @@ def preflight(config: Config, schema_file: str) -> PreflightReport:
             )
         try:
             sample = read_sample(path, fmt, SAMPLE_ROWS)
+            if config.examples.documents_field:
+                sample = flatten_lists(sample, config.examples.documents_field)
         except SampleError as error:
             raise PreflightError(str(error)) from None
         seen |= check_file(path, sample, features, config)
     never = [f.name for f in features.features if f.is_model_input and f.name not in seen]
-    warnings = []
+    warnings = list(event_warnings)
     if never:
         checked = min(len(files), MAX_FILES_CHECKED)
         warnings.append(
