@@ -24,6 +24,7 @@ import json
 import os
 import platform
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -37,8 +38,8 @@ LABELS = {"purchase": 2, "add_to_cart": 1, "click": 1}
 FLAT_LABELS = {"bought": 2, "clicked": 1}
 
 
-def write_shapes(work: str, rows: int, files: int) -> int:
-    """The three shapes of the same logs under work/{labelled,flat,separate}."""
+def write_shapes(work: str, rows: int, files: int) -> tuple[int, int]:
+    """The three shapes of the same logs under work/{labelled,flat,separate}: (impressions, events)."""
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.csv as pcsv
@@ -47,6 +48,7 @@ def write_shapes(work: str, rows: int, files: int) -> int:
 
     total = generate(os.path.join(work, "labelled"), rows, files)
     rng = np.random.default_rng(1)
+    num_events = 0
     for path in sorted(glob.glob(os.path.join(work, "labelled", "*.csv"))):
         name = os.path.basename(path)
         table = pcsv.read_csv(path, convert_options=pcsv.ConvertOptions(column_types={"query_id": pa.string()}))
@@ -83,7 +85,8 @@ def write_shapes(work: str, rows: int, files: int) -> int:
             }
         )
         pcsv.write_csv(events_table, os.path.join(work, "separate", "events", name))
-    return total
+        num_events += events_table.num_rows
+    return total, num_events
 
 
 def run(shape: str, work: str, out: str) -> dict:
@@ -166,7 +169,7 @@ def main() -> None:
         _child(args)
         return
     work = tempfile.mkdtemp(prefix="bench-events-")
-    total = write_shapes(work, args.rows, args.files)
+    total, num_events = write_shapes(work, args.rows, args.files)
     results = {}
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""), TF_CPP_MIN_LOG_LEVEL="3")
     for shape in ("labelled", "flat", "separate"):
@@ -189,7 +192,8 @@ def main() -> None:
     print(f"command: {' '.join([os.path.basename(sys.executable), *sys.argv])}")
     print(f"machine: {platform.platform()}, {platform.processor() or platform.machine()}, {os.cpu_count()} cores")
     print(
-        f"input:   {total:,} impressions in {args.files} CSV files, {base['lists']:,} lists; labels "
+        f"input:   {total:,} impressions and {num_events:,} events in {args.files} CSV files each, "
+        f"{base['lists']:,} lists; labels "
         f"{base['labels']} identical in all three outputs; load {os.getloadavg()[0]:.1f} at the end"
     )
     print()
@@ -200,6 +204,7 @@ def main() -> None:
         "flat": "flat outcome columns (events.input_pattern: null)",
         "separate": "impressions + events, CoGroupByKey join",
     }
+    shutil.rmtree(work)
     for shape, result in results.items():
         rate = result["documents"] / result["seconds"]
         ratio = base["seconds"] / result["seconds"]

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import json
 import math
 import os
 import re
@@ -36,6 +37,7 @@ from pipeline.data_sample import (
     LETOR_QID,
     Sample,
     file_format,
+    flatten_lists,
     is_missing,
     read_sample,
 )
@@ -97,6 +99,7 @@ class Project:
     list_sizes: list[int]
     notes: list[str]
     files: list[str] = dataclasses.field(default_factory=list)  # every file the pattern matches (newest span)
+    documents_field: str | None = None  # nested list exports: the field holding each row's documents
 
 
 # ---- finding the files -------------------------------------------------------------------------
@@ -501,6 +504,11 @@ def config_text(project: Project, out_dir: str, schema_path: str) -> str:
         f"  input_pattern: {_yaml_string(project.input_pattern)}",
         f"  format: {project.fmt}",
     ]
+    if project.documents_field:
+        lines.append(
+            f"  documents_field: {_yaml_string(project.documents_field)}"
+            + "    # one row per list: the field holding its documents (an array of objects)"
+        )
     if renamed:
         lines += ["  # schema feature -> column name in the files, where they differ:", "  columns:", columns_yaml]
     else:
@@ -601,6 +609,9 @@ def build_project(
     sample = read_project_sample(files, chosen, sample_rows)
     if not sample.num_rows:
         raise InitError(f"the {len(files)} {chosen} file(s) matching '{pattern}' under '{data_dir}' hold no rows")
+    documents_field = find_documents_field(sample)
+    if documents_field:  # one row per list: infer from its documents, the row's fields beside each
+        sample = flatten_lists(sample, documents_field)
     columns = infer_columns(sample, query_id, label)
     qid = next((c for c in columns if c.role == "query_id"), None)
     lists = _lists(sample, qid.source if qid and qid.source else ELWC_LIST)
@@ -610,7 +621,30 @@ def build_project(
     skipped = len(files) - len(sample.files)
     if skipped > 0:
         notes.append(f"{skipped} more file(s) not read: the sample stopped at {sample_rows:,} rows (--sample-rows)")
-    return Project(data_dir, chosen, pattern, sample, columns, [len(rows) for rows in lists.values()], notes, files)
+    sizes = [len(rows) for rows in lists.values()]
+    return Project(data_dir, chosen, pattern, sample, columns, sizes, notes, files, documents_field)
+
+
+def find_documents_field(sample: Sample) -> str | None:
+    """The column of a JSON Lines / Parquet sample whose values are all arrays of objects (nested list exports)."""
+    if sample.format not in ("jsonl", "parquet"):
+        return None
+    for name in sample.header:
+        values = [v for v in sample.columns[name] if not is_missing(v)]
+        if values and all(_is_list_of_objects(v) for v in values):
+            return name
+    return None
+
+
+def _is_list_of_objects(value) -> bool:
+    if isinstance(value, str):  # JSON Lines samples keep nested values as JSON text
+        if not value.lstrip().startswith("["):
+            return False
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return False
+    return isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
 
 
 def init_project(
