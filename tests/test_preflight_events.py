@@ -142,3 +142,36 @@ def test_the_pipeline_passes_events_and_documents_field_to_example_gen(tmp_path)
     component = _example_gen(nested, schema=schema, range_config=None)
     assert json.loads(component.exec_properties["format_options"])["documents_field"] == "docs"
     assert component.exec_properties["events_options"] is None
+
+
+@pytest.mark.parametrize("ext", ["jsonl", "parquet"])
+def test_init_recognises_nested_list_exports(tmp_path, ext):
+    import pyarrow as pa
+    import pyarrow.json as pj
+    import pyarrow.parquet as pq
+
+    from pipeline.init_project import build_project, config_text
+
+    data = tmp_path / "data" / "span-1"
+    data.mkdir(parents=True)
+    rows = [
+        {
+            "query_id": f"q{i}",
+            "query_length": i % 4 + 1,
+            "docs": [{"item": f"d{j}", "price": 1.5 * j + i, "label": (i + j) % 3} for j in range(5)],
+        }
+        for i in range(30)
+    ]
+    text = "\n".join(json.dumps(r) for r in rows) + "\n"
+    if ext == "jsonl":
+        (data / "lists.jsonl").write_text(text)
+    else:
+        pq.write_table(pj.read_json(pa.BufferReader(text.encode())), data / "lists.parquet")
+    project = build_project(str(tmp_path / "data"))
+    assert project.documents_field == "docs"
+    roles = {c.source: c.role for c in project.columns if not c.left_out}
+    assert roles["query_id"] == "query_id" and roles["label"] == "label"
+    assert roles["query_length"] == "context" and roles["price"] == "document"
+    assert sorted(project.list_sizes) == [5] * 30
+    config = config_text(project, str(tmp_path), "schema.pbtxt")
+    assert '  documents_field: "docs"' in config
