@@ -175,3 +175,14 @@ def test_init_recognises_nested_list_exports(tmp_path, ext):
     assert sorted(project.list_sizes) == [5] * 30
     config = config_text(project, str(tmp_path), "schema.pbtxt")
     assert '  documents_field: "docs"' in config
+    # What init writes loads and passes preflight as it is.
+    import io
+
+    from pipeline.config import load_config
+    from pipeline.init_project import init_project
+
+    init_project(str(tmp_path / "data"), str(tmp_path / "project"), out=io.StringIO())
+    loaded = load_config(tmp_path / "project" / "config.yaml")
+    assert loaded.examples.documents_field == "docs"
+    report = preflight(loaded, str(tmp_path / "project" / "schema.pbtxt"))
+    assert report.span == 1
