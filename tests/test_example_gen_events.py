@@ -280,3 +280,30 @@ def test_component_reads_the_latest_spans_events_and_new_events_are_not_a_cache_
         for d in elwc.examples
     )
     assert labels == [(b"a", 1), (b"b", 2)]
+
+
+def test_events_files_in_parquet_and_json_lines_are_typed_as_the_impressions(tmp_path):
+    import pyarrow.parquet as pq
+
+    from modules.features import load_feature_set
+
+    feature_set = load_feature_set()
+    options = FormatOptions(columns=COLUMNS)
+    events = _events(timestamp_column=None)
+    table = pa.table(
+        {"request_id": pa.array([7, 7, None]), "item_id": ["a", "b", "c"], "event": ["purchase", "view", "click"]}
+    )
+    buffer = pa.BufferOutputStream()
+    pq.write_table(table, buffer)
+    good, dead, rows = events_lib.read_events(buffer.getvalue().to_pybytes(), "e.parquet", options, feature_set, events)
+    assert rows == 3
+    assert [(key, value[:2]) for key, value in good] == [
+        ((b"7", b"a"), (2, "purchase")),
+        ((b"7", b"b"), (None, "view")),
+    ]
+    assert [(e["reason"], e["line"]) for e in dead] == [("missing_query_id", 3)]
+    jsonl = b'{"request_id": "7", "item_id": "a", "event": "click"}\n{"request_id": "7", "item_id": "a"}\n'
+    good, dead, rows = events_lib.read_events(jsonl, "e.jsonl", options, feature_set, events)
+    assert [key for key, _ in good] == [(b"7", b"a")] and [(e["reason"], e["line"]) for e in dead] == [
+        ("missing_event", 2)
+    ]

@@ -146,32 +146,38 @@ def label_of(grades: list[int | None]) -> int:
 
 
 def check_timestamps(column: pa.Array) -> np.ndarray:
-    """Mask of values that are present but not a time: ISO-8601 (with zone, or naive = UTC) or epoch seconds."""
+    """Mask of values that are present but not a time: ISO-8601 (with zone, or naive = UTC) or epoch seconds.
+
+    Numbers and missing values are told apart column-wise; only when the other values do not all
+    parse in one cast are they tried one by one, to name the bad rows.
+    """
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()
-    present = ~column.is_null().to_numpy(zero_copy_only=False)
     if pa.types.is_integer(column.type) or pa.types.is_floating(column.type) or pa.types.is_timestamp(column.type):
         return np.zeros(len(column), bool)
     text = pc.utf8_trim_whitespace(column.cast(pa.string()))
-    ok = np.zeros(len(column), bool)
-    for target in (pa.timestamp("us", tz="UTC"), pa.timestamp("us"), pa.float64()):
+    missing = pc.is_in(text, value_set=pa.array(sorted(MISSING_TOKENS))).fill_null(True)
+    number = pc.match_substring_regex(text, r"^[+-]?\d+(\.\d*)?$").fill_null(False)
+    rows = np.flatnonzero(~(missing.to_numpy(zero_copy_only=False) | number.to_numpy(zero_copy_only=False)))
+    bad = np.zeros(len(column), bool)
+    if not len(rows):
+        return bad
+    times = text.take(pa.array(rows))
+    if _parses_as_time(times):
+        return bad
+    for row, value in zip(rows.tolist(), times.to_pylist(), strict=True):
+        bad[row] = not _parses_as_time(pa.array([value]))
+    return bad
+
+
+def _parses_as_time(values: pa.Array) -> bool:
+    for target in (pa.timestamp("us", tz="UTC"), pa.timestamp("us")):
         try:
-            text.cast(target)
-            return np.zeros(len(column), bool)
+            values.cast(target)
+            return True
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             pass
-    for i, value in enumerate(text.to_pylist()):  # some value is bad: find which
-        if value is None or value in _MISSING_LOWER:
-            ok[i] = True
-            continue
-        for target in (pa.timestamp("us", tz="UTC"), pa.timestamp("us"), pa.float64()):
-            try:
-                pa.array([value]).cast(target)
-                ok[i] = True
-                break
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-                pass
-    return present & ~ok
+    return False
 
 
 # --- span / version of the events pattern --------------------------------------------------
