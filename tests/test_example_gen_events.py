@@ -263,6 +263,7 @@ def test_component_reads_the_latest_spans_events_and_new_events_are_not_a_cache_
     state, artifact = _pipeline_run(tmp_path)
     assert state == "COMPLETE"
     assert artifact.custom_properties["span"].int_value == 2
+    assert json.loads(artifact.custom_properties["events"].string_value)["labels"] == {"0": 1, "2": 1}
     labels = {}
     for elwc in read_lists(artifact.uri, "train"):
         for doc in elwc.examples:

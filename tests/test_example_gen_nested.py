@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import types
 
 import numpy as np
 import pyarrow as pa
@@ -143,3 +144,52 @@ def test_documents_field_needs_a_nested_format(tmp_path):
     (tmp_path / "data" / "flat.csv").write_text("query_id,doc_id,label\nq1,a,1\n")
     with pytest.raises(ValueError, match=r"flat.csv: examples.documents_field 'docs' needs JSON Lines or Parquet"):
         run_example_gen(tmp_path, {"all": "*.csv"}, options=OPTIONS)
+
+
+def test_component_run_on_nested_parquet_lists(tmp_path):
+    """ElwcExampleGen in LocalDagRunner (driver, Beam executor, MLMD) on a nested Parquet export."""
+    from tfx import v1 as tfx
+    from tfx.orchestration import pipeline as tfx_pipeline
+    from tfx.proto import example_gen_pb2
+
+    from components.elwc_example_gen import ElwcExampleGen
+    from modules.features import DEFAULT_SCHEMA_PATH
+    from pipeline.report import latest_run_report
+
+    data = tmp_path / "data" / "span-4"
+    data.mkdir(parents=True)
+    table = pj.read_json(pa.BufferReader("\n".join(json.dumps(row) for row in ROWS).encode()))
+    pq.write_table(table, data / "part-0.parquet")
+    schema_gen = tfx.components.ImportSchemaGen(schema_file=str(DEFAULT_SCHEMA_PATH))
+    example_gen = ElwcExampleGen(
+        input_base=str(tmp_path / "data"),
+        schema=schema_gen.outputs["schema"],
+        input_config=example_gen_pb2.Input(
+            splits=[example_gen_pb2.Input.Split(name="all", pattern="span-{SPAN}/*.parquet")]
+        ),
+        output_config=example_gen_pb2.Output(
+            split_config=example_gen_pb2.SplitConfig(
+                splits=[
+                    example_gen_pb2.SplitConfig.Split(name="train", hash_buckets=1),
+                    example_gen_pb2.SplitConfig.Split(name="eval", hash_buckets=1),
+                ]
+            )
+        ),
+        format_options=OPTIONS,
+    )
+    metadata = str(tmp_path / "md.sqlite")
+    tfx.orchestration.LocalDagRunner().run(
+        tfx_pipeline.Pipeline(
+            pipeline_name="nested_test",
+            pipeline_root=str(tmp_path / "root"),
+            components=[schema_gen, example_gen],
+            enable_cache=False,
+            metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata),
+        )
+    )
+    report = latest_run_report(metadata)
+    assert report.executions["ElwcExampleGen"] == "COMPLETE"
+    artifact = report.artifact("Examples")
+    assert artifact.custom_properties["span"].int_value == 4
+    assert json.loads(artifact.custom_properties["ignored_fields"].string_value) == {"docs.colour": 1, "session": 1}
+    assert _lists(types.SimpleNamespace(uri=artifact.uri)) == EXPECTED

@@ -119,6 +119,10 @@ def custom_properties(summary: dict[str, Any]) -> dict[str, int | float | str]:
             {k: v for k, v in summary["list_size"].items() if k != "histogram"}, sort_keys=True
         ),
     }
+    if "events" in summary:  # examples.events: how the labels were made
+        props["events"] = json.dumps(summary["events"], sort_keys=True)
+    if summary.get("ignored_fields"):
+        props["ignored_fields"] = json.dumps(summary["ignored_fields"], sort_keys=True)
     for name, split in summary["splits"].items():
         props[f"{name}_lists"] = split["lists"]
         props[f"{name}_documents"] = split["documents"]
