@@ -405,7 +405,7 @@ class ReadEvents(_EventsDoFn):
 
 
 class JoinLabels(beam.DoFn):
-    """((request, item), {impressions, events}) -> (source, (line, label)) per impression.
+    """((request, item), {impressions, events}) -> (source, (line, label)) per impression with a label > 0.
 
     Events without an impression go to the dead letter; counts per bundle as a side output.
     """
@@ -436,8 +436,9 @@ class JoinLabels(beam.DoFn):
         label = label_of([grade for grade, *_ in events])
         labels = stats.setdefault("labels", {})
         labels[str(label)] = labels.get(str(label), 0) + len(impressions)
-        for source, line in impressions:
-            yield source, (line, label)
+        if label:  # only labelled impressions are sent on: an impression not among them is a 0
+            for source, line in impressions:
+                yield source, (line, label)
 
     def finish_bundle(self):
         if self._stats:
@@ -452,7 +453,11 @@ def _label_arrays(element) -> tuple[str, tuple[np.ndarray, np.ndarray]]:
 
 
 class ReadImpressions(_EventsDoFn):
-    """Impressions file + its labels -> (query id, piece) per list; dead letter and stats tagged."""
+    """Impressions file + its labels -> (query id, piece) per list; dead letter and stats tagged.
+
+    ``labels``: source -> (sorted lines, labels) of its impressions with a label above 0; every other
+    impression with a request and item id went through the join without a graded event: 0.
+    """
 
     def __init__(self, schema_text: str, options_json: str, events_json: str, max_list_size: int):
         super().__init__(schema_text, options_json, events_json)
@@ -478,7 +483,7 @@ class ReadImpressions(_EventsDoFn):
             lines, grades = (labels or {}).get(source, (np.zeros(0, np.int64), np.zeros(0, np.int64)))
             at = np.minimum(np.searchsorted(lines, raw.lines), max(len(lines) - 1, 0))
             found = (lines[at] == raw.lines) if len(lines) else np.zeros(n, bool)
-            label = pa.array(np.where(found, grades[at] if len(lines) else 0, 0), pa.int64(), mask=~found)
+            label = pa.array(np.where(found, grades[at] if len(lines) else 0, 0), pa.int64())
         else:
             outcomes = {column: raw.columns[_OUTCOME + column] for column in self._events.labels}
             values, unknown = outcome_labels(outcomes, self._events.labels, n)
