@@ -11,7 +11,8 @@ flattened column-wise into the same raw columns a flat file gives, one row per d
 repeated with ``take``), so typing, validation and list building are those of flat files.
 A feature is looked up among the document struct's fields, then among the row's top-level
 fields (under its ``examples.columns`` name); one absent from both is missing, as in a flat
-file. Fields that name no feature are ignored and counted once per file
+file. The query id is always a top-level field (a list's key, also what the first, counting
+pass reads). Fields that name no feature are ignored and counted once per file
 (``ignored_fields`` in the summary). A row whose documents field is absent, null, empty or
 not an array of objects is set aside whole (``bad_documents_field``, with file and line).
 JSON Lines that ``pyarrow.json`` cannot read as one table (a field that changes type between
@@ -165,9 +166,11 @@ def flatten(
     top_names = [name for name in table.column_names if name != field]
     columns: dict[str, pa.Array] = {}
     used: set[tuple[str, str]] = set()
+    query_id = feature_set.query_id.name
     for feature in feature_set.features:
         name = options.source_column(feature.name)
-        if name in struct_names:
+        # The query id is the row's (the first pass counts lists by it, as in flat files), never a document's.
+        if name in struct_names and feature.name != query_id:
             columns[feature.name] = pc.struct_field(flat, [struct_names.index(name)])
             used.add(("doc", name))
         elif name in top_names:
