@@ -193,3 +193,14 @@ def test_component_run_on_nested_parquet_lists(tmp_path):
     assert artifact.custom_properties["span"].int_value == 4
     assert json.loads(artifact.custom_properties["ignored_fields"].string_value) == {"docs.colour": 1, "session": 1}
     assert _lists(types.SimpleNamespace(uri=artifact.uri)) == EXPECTED
+
+
+def test_a_chunk_of_a_file_keeps_file_lines_and_rows():
+    """Chunks (a later part of a file, or a Parquet row batch as a table) number lines from first_line."""
+    text = ("\n".join(json.dumps(row) for row in ROWS) + "\n\n" + '{"query_id": "q3", "docs": 5}\n').encode()
+    raw = nested.read_lists(text, "f.jsonl", "jsonl", OPTIONS, load_feature_set(), first_line=101)
+    assert raw.lines.tolist() == [101, 101, 102]
+    assert [(e["reason"], e["line"]) for e in raw.dead_letter] == [("bad_documents_field", 104)]
+    table = pj.read_json(pa.BufferReader("\n".join(json.dumps(row) for row in ROWS).encode()))
+    raw = nested.read_lists(table, "f.parquet", "parquet", OPTIONS, load_feature_set(), first_line=7)
+    assert raw.lines.tolist() == [7, 7, 8]

@@ -480,7 +480,7 @@ READERS = {"csv": read_csv, "jsonl": read_jsonl, "parquet": read_parquet, "letor
 
 
 def read_flat_file(data: bytes, source: str, fmt: str, options: FormatOptions, feature_set: FeatureSet) -> RawFile:
-    if options.documents_field:  # one row per list, its documents an array of structs
+    if options.documents_field:  # one row per list, its documents an array of structs (nested.py)
         from components.elwc_example_gen import nested
 
         return nested.read_lists(data, source, fmt, options, feature_set)

@@ -38,15 +38,18 @@ BAD_DOCUMENTS_FIELD = "bad_documents_field"
 NESTED_FORMATS = ("jsonl", "parquet")
 
 
-def read_lists(data: bytes, source: str, fmt: str, options: FormatOptions, feature_set: FeatureSet) -> RawFile:
-    """One nested-list file -> raw columns named by feature, one row per document."""
+def read_lists(
+    data: bytes | pa.Table, source: str, fmt: str, options: FormatOptions, feature_set: FeatureSet, first_line: int = 1
+) -> RawFile:
+    """One nested-list file (or a chunk of its rows, ``first_line`` being its first line or row) -> raw
+    columns named by feature, one row per document."""
     field = options.documents_field
     if fmt == "parquet":
-        table = pq.read_table(pa.BufferReader(data))
-        lines = np.arange(1, table.num_rows + 1)
+        table = data if isinstance(data, pa.Table) else pq.read_table(pa.BufferReader(data))
+        lines = np.arange(first_line, first_line + table.num_rows)
         dead: list[dict] = []
     elif fmt == "jsonl":
-        table, lines, dead = _read_jsonl(data, source, field)
+        table, lines, dead = _read_jsonl(data, source, field, first_line)
     else:
         raise ValueError(f"{source}: examples.documents_field '{field}' needs JSON Lines or Parquet files, not {fmt}")
     return flatten(table, lines, dead, source, options, feature_set)
@@ -63,10 +66,11 @@ def _non_blank_lines(data: bytes) -> np.ndarray:
     return np.flatnonzero(non_space[ends] - non_space[starts] > 0) + 1
 
 
-def _read_jsonl(data: bytes, source: str, field: str) -> tuple[pa.Table, np.ndarray, list[dict]]:
-    data, dead = blank_undecodable_lines(maybe_gunzip(data), source)
+def _read_jsonl(data: bytes, source: str, field: str, first_line: int) -> tuple[pa.Table, np.ndarray, list[dict]]:
+    data, dead = blank_undecodable_lines(maybe_gunzip(data), source, first_line)
+    offset = first_line - 1
     try:
-        return _arrow_json(data), _non_blank_lines(data), dead
+        return _arrow_json(data), _non_blank_lines(data) + offset, dead
     except pa.ArrowInvalid:
         pass
     # Not one table: find the rows that are not JSON objects with an array of objects, set them aside.
@@ -76,14 +80,15 @@ def _read_jsonl(data: bytes, source: str, field: str) -> tuple[pa.Table, np.ndar
             continue
         problem, reason = _line_problem(line, field)
         if problem:
-            dead.append(dead_letter_entry(reason, source, index + 1, problem, line.decode("utf-8", "replace")[:2000]))
+            raw = line.decode("utf-8", "replace")[:2000]
+            dead.append(dead_letter_entry(reason, source, first_line + index, problem, raw))
             lines[index] = b""
     data = b"\n".join(lines)
     try:
-        return _arrow_json(data), _non_blank_lines(data), dead
+        return _arrow_json(data), _non_blank_lines(data) + offset, dead
     except pa.ArrowInvalid:
         # A value changes type between rows: every value as text, typed by the schema afterwards.
-        return _python_json(data), _non_blank_lines(data), dead
+        return _python_json(data), _non_blank_lines(data) + offset, dead
 
 
 def _arrow_json(data: bytes) -> pa.Table:
