@@ -308,3 +308,19 @@ def test_events_files_in_parquet_and_json_lines_are_typed_as_the_impressions(tmp
     assert [key for key, _ in good] == [(b"7", b"a")] and [(e["reason"], e["line"]) for e in dead] == [
         ("missing_event", 2)
     ]
+
+
+def test_an_events_file_without_the_configured_columns_fails_naming_the_key():
+    from modules.features import load_feature_set
+
+    options = FormatOptions(columns=COLUMNS)
+    data = b"request_id,item_id,action\nr1,a,click\n"
+    with pytest.raises(
+        events_lib.EventsConfigError, match=r"e.csv: no column 'event' \(examples.events.event_column\)"
+    ):
+        events_lib.read_events(data, "e.csv", options, load_feature_set(), _events())
+    data = b"request_id,item_id,event\nr1,a,click\n"
+    with pytest.raises(
+        events_lib.EventsConfigError, match=r"no column 'timestamp' \(examples.events.timestamp_column\)"
+    ):
+        events_lib.read_events(data, "e.csv", options, load_feature_set(), _events())

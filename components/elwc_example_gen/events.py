@@ -295,10 +295,10 @@ def read_events(
         extra[_TIMESTAMP] = events.timestamp_column
         wanted.append(_bytes(_TIMESTAMP))
     raw = formats.read_flat_file(data, source, fmt, _options_with(options, extra, fmt), FeatureSet(tuple(wanted)))
-    if raw.num_rows and _EVENT not in raw.columns:
-        raise EventsConfigError(
-            f"{source}: no column '{events.event_column}' (examples.events.event_column) in the events file"
-        )
+    for name, column, key in ((_EVENT, events.event_column, "event_column"), (_TIMESTAMP, None, "timestamp_column")):
+        column = column or events.timestamp_column
+        if column and raw.num_rows and name not in raw.columns:
+            raise EventsConfigError(f"{source}: no column '{column}' (examples.events.{key}) in the events file")
     dead = list(raw.dead_letter)
     n = raw.num_rows
     bad: list = [None] * n
