@@ -12,12 +12,11 @@ models with the same hyperparameters and steps:
   (b) ipw     clicks, propensity-weighted (propensities fitted on the train split
               by the PropensityEstimator's own function, regression-EM)
   (c) tower   clicks, bias tower         (training.position_bias: bias_tower)
-  (d) oracle  the true relevance as labels (the ceiling): as NDCG's gain 2^r - 1, since
-              the loss weighs labels linearly; the grades 0-4 themselves are shown too
+  (d) oracle  the true relevance grades 0-4 as labels (the ceiling)
 
 Each exported SavedModel scores the held-out test split (``serving_default``), and
 NDCG@10 (``modules.ranking_metrics``) is computed against the true relevance.
-"Recovered" is ``(x - naive) / (oracle - naive)`` with the gain-labelled ceiling;
+"Recovered" is ``(x - naive) / (oracle - naive)``;
 the target is >= 0.5 for ipw and tower.
 
     PYTHONPATH=. python benchmarks/unbiased.py [--seeds 1 2 3] [--queries 1500] [--train-steps 400]
@@ -52,7 +51,7 @@ from modules.training import hparams  # noqa: E402
 from modules.training.position_bias import PROPENSITIES_URI_KEY  # noqa: E402
 from pipeline.click_sample import ClickSpec, examination, schema_text, write_flat_span  # noqa: E402
 
-VARIANTS = ("naive", "ipw", "bias_tower", "oracle", "oracle_grades")
+VARIANTS = ("naive", "ipw", "bias_tower", "oracle")
 
 
 def _relabel(files: list[str], out_dir: Path, grades: dict[tuple[str, str], int]) -> list[str]:
@@ -140,11 +139,7 @@ def run_seed(seed: int, spec: ClickSpec, steps: int, work: Path) -> tuple[dict[s
     )
     run = run_transform(config)
     clicks = {split: run.split_files(split) for split in ("train", "eval", "test")}
-    # The ceiling learns from the true relevance as NDCG's gain 2^r - 1 (the loss weighs labels
-    # linearly); the true grades 0-4 as labels are shown too.
-    gains = {key: 2**grade - 1 for key, grade in grades.items()}
-    truth = {split: _relabel(files, home / "oracle" / split, gains) for split, files in clicks.items()}
-    truth_grades = {split: _relabel(files, home / "grades" / split, grades) for split, files in clicks.items()}
+    truth = {split: _relabel(files, home / "oracle" / split, grades) for split, files in clicks.items()}
     propensities = estimate_from_files(clicks["train"], load_feature_set(run.schema_path))
     write_propensities(propensities, str(home / "propensities"))
 
@@ -153,7 +148,6 @@ def run_seed(seed: int, spec: ClickSpec, steps: int, work: Path) -> tuple[dict[s
         "ipw": (clicks, {"position_bias": "ipw", PROPENSITIES_URI_KEY: str(home / "propensities")}),
         "bias_tower": (clicks, {"position_bias": "bias_tower"}),
         "oracle": (truth, {"position_bias": "none"}),
-        "oracle_grades": (truth_grades, {"position_bias": "none"}),
     }
     result = {}
     for variant, (files, custom) in settings.items():
@@ -198,11 +192,8 @@ def main(argv: list[str] | None = None) -> None:
         f"{args.train_steps} training steps, default hyperparameters"
     )
     print()
-    print(
-        "| seed | (a) naive clicks | (b) ipw | (c) bias_tower | (d) true labels (gain 2^r-1) | true grades 0-4 "
-        "| ipw recovered | tower recovered |"
-    )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| seed | (a) naive clicks | (b) ipw | (c) bias_tower | (d) true labels | ipw recovered | tower recovered |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
 
     def recovered(r, variant):
         gap = r["oracle"] - r["naive"]
@@ -211,13 +202,11 @@ def main(argv: list[str] | None = None) -> None:
     for seed, r in zip(args.seeds, results, strict=True):
         print(
             f"| {seed} | {r['naive']:.4f} | {r['ipw']:.4f} | {r['bias_tower']:.4f} | {r['oracle']:.4f} "
-            f"| {r['oracle_grades']:.4f} "
             f"| {recovered(r, 'ipw'):.2f} | {recovered(r, 'bias_tower'):.2f} |"
         )
     mean = {v: float(np.mean([r[v] for r in results])) for v in VARIANTS}
     print(
         f"| mean | {mean['naive']:.4f} | {mean['ipw']:.4f} | {mean['bias_tower']:.4f} | {mean['oracle']:.4f} "
-        f"| {mean['oracle_grades']:.4f} "
         f"| {recovered(mean, 'ipw'):.2f} | {recovered(mean, 'bias_tower'):.2f} |"
     )
     print()

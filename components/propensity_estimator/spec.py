@@ -10,7 +10,8 @@ PROPENSITIES_KEY = "propensities"
 class Propensities(artifact.Artifact):
     """Examination propensity per 1-based position (``propensities.json`` / ``.csv``) and fit diagnostics."""
 
-    TYPE_NAME = "Propensities"
+    # "<namespace>.<Name>": the form a KFP v2 / Vertex pipeline spec accepts for a custom type.
+    TYPE_NAME = "ltr.Propensities"
 
 
 class PropensityEstimatorSpec(ComponentSpec):
