@@ -28,12 +28,11 @@ from typing import Any
 
 import tensorflow as tf
 
-from modules.features import CONTEXT_BLOCK, DOCUMENT_BLOCK, FeatureSet, Role
+from modules.features import CONTEXT_BLOCK, DOCUMENT_BLOCK, POSITION_KEY, FeatureSet, Role
 from modules.propensity import MAX_POSITION, PROPENSITIES_FILE, Propensities
 
 MODES = ("none", "ipw", "bias_tower")
-# The model-input key of the padded positions [B, L] (bias_tower training only).
-POSITION_KEY = "example_list_position"
+__all__ = ["POSITION_KEY", "PositionBias", "serving_model", "position_bias_summary"]
 # custom_config key the Trainer / Tuner executors fill with the Propensities artifact's URI.
 PROPENSITIES_URI_KEY = "propensities_uri"
 RANKER_NAME = "ranker"
