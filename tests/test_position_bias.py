@@ -168,6 +168,20 @@ def test_the_bias_tower_trains_on_the_position(clicks, tmp_path):
     np.testing.assert_allclose(model(features, training=True), ranker(plain, training=True) + bias, rtol=1e-4)
     shown_elsewhere = {**features, POSITION_KEY: features[POSITION_KEY] + 3}
     assert not np.allclose(model(features, training=True), model(shown_elsewhere, training=True))
+    # training.bias_features: a context and a document feature feed the tower beside the position.
+    with_features = _inputs(run, position_bias="bias_tower", bias_features=["query_length", "rating"])
+    bias = with_features.model_inputs.position_bias
+    context = [f.name for f in with_features.feature_set.context]
+    document = [f.name for f in with_features.feature_set.document]
+    assert bias.bias_inputs == (
+        ("context_numeric", context.index("query_length"), 0),
+        ("document_numeric", document.index("rating"), 0),
+    )
+    model = build_model(with_features.model_inputs, hparams.fixed(batch_norm=False, dropout=0.0))
+    other_context = {**features, "context_numeric": features["context_numeric"] + 1.0}
+    tower = model.get_layer("bias_tower")
+    assert tower(features).shape == features[POSITION_KEY].shape
+    assert not np.allclose(tower(features), tower(other_context))
 
 
 def test_propensity_estimator_executor_writes_the_artifact(clicks, tmp_path):

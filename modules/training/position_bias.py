@@ -30,9 +30,9 @@ import tensorflow as tf
 
 from modules.features import CONTEXT_BLOCK, DOCUMENT_BLOCK, POSITION_KEY, FeatureSet, Role
 from modules.propensity import MAX_POSITION, PROPENSITIES_FILE, Propensities
+from modules.training.config import POSITION_BIAS_MODES as MODES
 
-MODES = ("none", "ipw", "bias_tower")
-__all__ = ["POSITION_KEY", "PositionBias", "serving_model", "position_bias_summary"]
+__all__ = ["MODES", "POSITION_KEY", "PositionBias", "position_bias_summary", "serving_model"]
 # custom_config key the Trainer / Tuner executors fill with the Propensities artifact's URI.
 PROPENSITIES_URI_KEY = "propensities_uri"
 RANKER_NAME = "ranker"
