@@ -20,13 +20,15 @@ DEFAULT_SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "sche
 
 # Name of the boolean list mask the model consumes (TF-Ranking's convention).
 MASK_KEY = "example_list_mask"
+# The padded display positions ``[B, L]`` a position-bias tower takes in training (never served).
+POSITION_KEY = "example_list_position"
 # The numeric model features of a role travel as one dense block, columns in
 # schema order (see ``FeatureSet.numeric``): ``[lists, features]`` for context,
 # ``[lists, (docs), features]`` for documents. One decode, one transform, one
 # model input for hundreds of features instead of an op chain each.
 CONTEXT_BLOCK = "context_numeric"
 DOCUMENT_BLOCK = "document_numeric"
-RESERVED_NAMES = frozenset({MASK_KEY, CONTEXT_BLOCK, DOCUMENT_BLOCK})
+RESERVED_NAMES = frozenset({MASK_KEY, POSITION_KEY, CONTEXT_BLOCK, DOCUMENT_BLOCK})
 
 
 class Role(str, enum.Enum):

@@ -96,6 +96,16 @@ def _add_sample_parser(subparsers) -> None:
         help="sample: the e-commerce CSV logs; mslr: LETOR files shaped like MSLR-WEB10K (136 features, ~120 "
         "documents per query) with schema.pbtxt and config.yaml beside them (--queries default 2000, 1 span)",
     )
+    sample.add_argument(
+        "--clicks",
+        action="store_true",
+        help="simulated interaction logs: span-<N>/impressions and span-<N>/events from a position-based click "
+        "model, the true relevance and examination curve in oracle/, schema.pbtxt and config.yaml beside them",
+    )
+    sample.add_argument("--eta", type=float, help="--clicks: examination probability (1/position)^eta (default 1)")
+    sample.add_argument(
+        "--click-noise", type=float, help="--clicks: click probability of an examined irrelevant item (default 0.1)"
+    )
 
 
 def _add_compile_parser(subparsers) -> None:
@@ -257,6 +267,10 @@ def _cmd_compile(args: argparse.Namespace) -> int:
 def _cmd_sample_data(args: argparse.Namespace) -> int:
     from pipeline.sample_data import MslrSpec, SampleSpec, write_mslr_data, write_sample_data
 
+    if args.clicks:
+        if args.shape != "sample":
+            raise ConfigError("ltr sample-data: --clicks and --shape mslr cannot be combined")
+        return _cmd_sample_clicks(args)
     if args.shape == "mslr":
         spec = MslrSpec(spans=args.spans or 1, queries=args.queries or MslrSpec.queries, seed=args.seed)
         rows = write_mslr_data(args.out, spec)
@@ -265,6 +279,24 @@ def _cmd_sample_data(args: argparse.Namespace) -> int:
     args.spans, args.queries = args.spans or 2, args.queries or 400
     rows = write_sample_data(args.out, SampleSpec(spans=args.spans, queries=args.queries, seed=args.seed))
     print(f"Wrote {rows} rows in {args.spans} span(s) under {args.out}")
+    return 0
+
+
+def _cmd_sample_clicks(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from pipeline.click_sample import ClickSpec, write_click_data
+
+    given = {"spans": args.spans, "queries": args.queries, "eta": args.eta, "eps_plus": args.click_noise}
+    try:
+        spec = dataclasses.replace(ClickSpec(seed=args.seed), **{k: v for k, v in given.items() if v is not None})
+    except ValueError as error:
+        raise ConfigError(f"ltr sample-data --clicks: {error}") from None
+    rows = write_click_data(args.out, spec)
+    print(
+        f"Wrote {rows} impressions and their events in {spec.spans} span(s) under {args.out}; "
+        f"run: ltr run --config {args.out}/config.yaml"
+    )
     return 0
 
 

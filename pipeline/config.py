@@ -12,7 +12,13 @@ from typing import Any
 import yaml
 
 from components.registry_pusher.names import NAME_RULE, is_valid_name
-from modules.training.config import STRATEGIES, TUNER_ALGORITHMS, TrainingConfig, TunerSettings
+from modules.training.config import (
+    POSITION_BIAS_MODES,
+    STRATEGIES,
+    TUNER_ALGORITHMS,
+    TrainingConfig,
+    TunerSettings,
+)
 
 # Kept here (not imported from components/) so loading a config stays light.
 EVALUATION_METRICS = ("ndcg_1", "ndcg_5", "ndcg_10", "mrr")
@@ -207,6 +213,11 @@ _CHECKS: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
     ("training", "workers"): (lambda v: v > 0, "must be > 0"),
     ("training", "parameter_servers"): (lambda v: v > 0, "must be > 0"),
     ("training", "cluster_timeout_s"): (lambda v: v > 0, "must be > 0"),
+    ("training", "position_bias"): (
+        lambda v: v in POSITION_BIAS_MODES,
+        f"must be one of {', '.join(POSITION_BIAS_MODES)}",
+    ),
+    ("training", "ipw_max_weight"): (lambda v: v >= 1, "must be >= 1 (the clip of 1 / propensity)"),
     ("tuner", "algorithm"): (lambda v: v in TUNER_ALGORITHMS, f"must be one of {', '.join(TUNER_ALGORITHMS)}"),
     ("tuner", "max_trials"): (lambda v: v > 0, "must be > 0"),
     ("tuner", "epochs"): (lambda v: v > 0, "must be > 0"),

@@ -17,6 +17,7 @@ from typing import Any
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
+from modules.propensity import PROPENSITIES_FILE
 from pipeline.report import NODE_CONTEXT_TYPE, open_store
 
 _INPUT_EVENTS = (metadata_store_pb2.Event.INPUT, metadata_store_pb2.Event.DECLARED_INPUT)
@@ -187,6 +188,26 @@ def _hyperparameters(graph: LineageGraph, trainer: ExecutionInfo) -> dict[str, A
     }
 
 
+def _position_bias(graph: LineageGraph, trainer: ExecutionInfo, training_summary: dict | None) -> dict[str, Any]:
+    """training.position_bias as the Trainer ran it, and (ipw) the Propensities artifact it read."""
+    summary = training_summary or {}
+    found: dict[str, Any] = {"mode": summary.get("position_bias", "none")}
+    for key in ("ipw_max_weight", "bias_features"):
+        if key in summary:
+            found[key] = summary[key]
+    for artifact_id in trainer.inputs.get("propensities", []):
+        artifact = graph._artifact(artifact_id)
+        values = _read_json(os.path.join(artifact.uri, PROPENSITIES_FILE)) or {}
+        found["propensities"] = {
+            "artifact_id": artifact.id,
+            "uri": artifact.uri,
+            "producer": _execution_summary(graph.producer_of(artifact.id)),
+            "values": values.get("propensity") or summary.get("propensities"),
+            "diagnostics": {k: v for k, v in (values.get("diagnostics") or {}).items() if not isinstance(v, list)},
+        }
+    return found
+
+
 def _examples(graph: LineageGraph) -> list[dict[str, Any]]:
     found = []
     for artifact in graph.by_type("Examples"):
@@ -239,6 +260,7 @@ def lineage_of(
         "transform": _execution_summary(transform),
         "hyperparameters": _hyperparameters(graph, trainer),
         "trained_with": (training_summary or {}).get("hyperparameters"),
+        "position_bias": _position_bias(graph, trainer, training_summary),
         "schema": [
             {"artifact_id": s.id, "uri": s.uri, "producer": _execution_summary(graph.producer_of(s.id))}
             for s in schemas
@@ -255,6 +277,14 @@ def model_artifact_id_of(registered) -> int:
             f"registered version {registered.version} of '{registered.model_name}' records no MLMD model artifact id"
         )
     return int(raw)
+
+
+def _bias_details(bias: dict[str, Any]) -> str:
+    if bias["mode"] == "ipw":
+        return f" (weights 1/propensity, clipped at {bias.get('ipw_max_weight')})"
+    if bias["mode"] == "bias_tower":
+        return f" (training-only tower on position + {bias.get('bias_features') or []})"
+    return ""
 
 
 def format_lineage(model_name: str, version: int, lineage: dict[str, Any]) -> str:
@@ -277,6 +307,16 @@ def format_lineage(model_name: str, version: int, lineage: dict[str, Any]) -> st
     values = hp.get("values") or lineage.get("trained_with") or {}
     for key in sorted(values):
         lines.append(f"    {key} = {values[key]}")
+    bias = lineage.get("position_bias") or {"mode": "none"}
+    lines.append(f"  Position bias: {bias['mode']}" + _bias_details(bias))
+    propensities = bias.get("propensities")
+    if propensities:
+        lines.append(
+            f"    propensities: artifact {propensities['artifact_id']} by {execution(propensities['producer'])}"
+        )
+        lines.append(f"      {propensities['uri']}")
+        values = propensities.get("values") or []
+        lines.append("      position: " + " ".join(f"{k}={v:.3f}" for k, v in enumerate(values[:10], start=1)))
     for schema in lineage["schema"]:
         lines.append(
             f"  Schema:     artifact {schema['artifact_id']} {schema['uri']} by {execution(schema['producer'])}"

@@ -16,6 +16,7 @@ from components.elwc_example_gen import ElwcExampleGen
 from components.elwc_example_gen.events import EventsOptions
 from components.elwc_example_gen.formats import FormatOptions
 from components.elwc_example_gen.resolver import latest_spans
+from components.propensity_estimator import PropensityEstimator, RankingTrainer
 from components.ranking_evaluator import RankingEvaluator
 from components.ranking_evaluator.component import ServedBaseline
 from components.ranking_evaluator.gate import Gate
@@ -37,6 +38,7 @@ RUN_FN = "modules.training.trainer.run_fn"
 TUNER_ID = "Tuner"
 HYPERPARAMETERS_IMPORTER_ID = "HyperparametersImporter"
 HYPERPARAMETERS_RESOLVER_ID = "LatestHyperparametersResolver"
+TRAINER_ID = "Trainer"
 
 
 def schema_path(config: Config) -> str:
@@ -155,8 +157,15 @@ def create_components(config: Config, params: PipelineParameters | None = None) 
     eval_args = tfx.proto.EvalArgs(num_steps=training.eval_steps or None)
 
     components = [schema_gen, example_gen, transform]
+    # training.position_bias ipw: propensities fitted on the train split feed the Tuner and the Trainer.
+    propensities = None
+    if training.position_bias == "ipw":
+        estimator = PropensityEstimator(examples=training_examples, schema=schema_gen.outputs["schema"])
+        estimator.add_upstream_node(example_gen)  # The rolling window has no data edge to it.
+        propensities = estimator.outputs["propensities"]
+        components.append(estimator)
     tuner_custom_config = {**training_custom_config, TUNER_CONFIG_KEY: dataclasses.asdict(config.tuner)}
-    trainer_class, tuner_extra = tfx.components.Trainer, {}
+    trainer_class, tuner_extra, trainer_extra = tfx.components.Trainer, {}, {}
     if params.vertex is not None:
         # The same components, run as Vertex AI training jobs with worker pools
         # (imported here: the Google Cloud clients cost seconds to import).
@@ -166,6 +175,10 @@ def create_components(config: Config, params: PipelineParameters | None = None) 
         training_custom_config = {**training_custom_config, **vertex_trainer_args(config, params.vertex)}
         tuner_custom_config = {**tuner_custom_config, **vertex_tuner_args(config, params.vertex)}
         trainer_class = tfx.extensions.google_cloud_ai_platform.Trainer
+        if propensities is not None:
+            from components.propensity_estimator import vertex_trainer
+
+            trainer_extra = {"custom_executor_spec": executor_spec.ExecutorClassSpec(vertex_trainer.Executor)}
         tuner_extra = {
             "tune_args": vertex_tune_args(params.vertex),
             "custom_executor_spec": executor_spec.ExecutorClassSpec(vertex_tuner_executor.Executor),
@@ -180,6 +193,7 @@ def create_components(config: Config, params: PipelineParameters | None = None) 
             train_args=params.tuner_train_args,
             eval_args=eval_args,
             custom_config=tuner_custom_config,
+            propensities=propensities,
             **tuner_extra,
         ).with_id(TUNER_ID)
         hyperparameters = tuner.outputs["best_hyperparameters"]
@@ -188,6 +202,9 @@ def create_components(config: Config, params: PipelineParameters | None = None) 
         source, hyperparameters = _earlier_hyperparameters(config)
         components.append(source)
 
+    if propensities is not None:
+        # TFX's Trainer with the propensities as one more input (same executor, Vertex's or local).
+        trainer_class, trainer_extra = RankingTrainer, {**trainer_extra, "propensities": propensities}
     trainer = trainer_class(
         run_fn=RUN_FN,
         examples=training_examples,
@@ -197,7 +214,8 @@ def create_components(config: Config, params: PipelineParameters | None = None) 
         train_args=params.train_args,
         eval_args=eval_args,
         custom_config=training_custom_config,
-    )
+        **trainer_extra,
+    ).with_id(TRAINER_ID)
     evaluate_and_push = _evaluate_and_push(config, params, example_gen, training_examples, schema_gen, trainer)
     return components + [trainer, *evaluate_and_push]
 

@@ -164,6 +164,29 @@ def check_config_maps(config: Config, features: FeatureSet, schema_file: str) ->
                 f"config 'evaluation.slices': '{name}' is not a context feature (slices are per list; "
                 f"context features: {', '.join(context)})"
             )
+    check_position_bias(config, features, schema_file)
+
+
+def check_position_bias(config: Config, features: FeatureSet, schema_file: str) -> None:
+    """``training.position_bias`` needs a position; ``training.bias_features`` are model features of a tower."""
+    training = config.training
+    if training.position_bias != "none" and features.single(Role.POSITION) is None:
+        raise PreflightError(
+            f"config 'training.position_bias' is {training.position_bias}, but the schema {schema_file} has no "
+            "'role:position' feature (the display position of each document)"
+        )
+    if training.bias_features and training.position_bias != "bias_tower":
+        raise PreflightError(
+            f"config 'training.bias_features' is set but 'training.position_bias' is {training.position_bias}: "
+            "bias features are inputs of the bias tower only"
+        )
+    model = [f.name for f in features.features if f.is_model_input]
+    for name in training.bias_features:
+        if name not in model:
+            raise PreflightError(
+                f"config 'training.bias_features' names '{name}', which is not a context or document feature of "
+                f"the schema {schema_file}{_suggest(name, model)}"
+            )
 
 
 def resolve_input_files(config: Config) -> tuple[list[str], int, int | None]:

@@ -141,6 +141,33 @@ def test_vertex_training_swaps_in_vertex_jobs_with_worker_pools(tmp_path):
         compile_pipeline(_config(tmp_path, **overrides), "kubeflow", str(tmp_path / "k"))
 
 
+def test_ipw_adds_the_propensity_estimator_before_tuner_and_trainer(tmp_path):
+    config = _config(tmp_path, **{"training.position_bias": "ipw"})
+    job = json.loads(Path(compile_pipeline(config, "vertex", str(tmp_path))).read_text())
+    json_format.ParseDict(job["pipelineSpec"], pipeline_spec_pb2.PipelineSpec())
+    tasks = job["pipelineSpec"]["root"]["dag"]["tasks"]
+    graph = _compiled_graph(tasks)
+    assert graph == _local_graph(config)
+    assert graph["PropensityEstimator"] >= {"ElwcExampleGen", "ImportSchemaGen"}
+    assert "PropensityEstimator" in graph["Trainer"] and "PropensityEstimator" in graph["Tuner"]
+    for task in ("Trainer", "Tuner"):
+        source = tasks[task]["inputs"]["artifacts"]["propensities"]["taskOutputArtifact"]
+        assert source == {"outputArtifactKey": "propensities", "producerTask": "PropensityEstimator"}
+    executors = job["pipelineSpec"]["deploymentSpec"]["executors"]
+    assert executors["Trainer_executor"]["container"]["args"][1] == "components.propensity_estimator.trainer.Executor"
+    # Vertex training jobs: the Vertex Trainer's executor, with the propensities input.
+    vertex = _config(tmp_path, **{"training.position_bias": "ipw", "cloud.vertex_training": True, "cloud.project": "p"})
+    job = json.loads(Path(compile_pipeline(vertex, "vertex", str(tmp_path / "v"))).read_text())
+    executors = job["pipelineSpec"]["deploymentSpec"]["executors"]
+    assert (
+        executors["Trainer_executor"]["container"]["args"][1]
+        == "components.propensity_estimator.vertex_trainer.Executor"
+    )
+    # none / bias_tower: no estimator, TFX's own Trainer.
+    for mode in ("none", "bias_tower"):
+        assert "PropensityEstimator" not in _local_graph(_config(tmp_path, **{"training.position_bias": mode}))
+
+
 def test_rolling_window_is_refused_clearly(tmp_path):
     with pytest.raises(ConfigError, match="rolling_window_spans = 3: the rolling window runs locally only"):
         compile_pipeline(_config(tmp_path, **{"examples.rolling_window_spans": 3}), "vertex", str(tmp_path))

@@ -34,6 +34,7 @@ class RankingTuner(Tuner):
         tune_args: tuner_pb2.TuneArgs | None = None,
         custom_config: dict[str, Any] | None = None,
         custom_executor_spec: executor_spec.ExecutorSpec | None = None,
+        propensities: types.BaseChannel | None = None,
     ):
         spec = RankingTunerSpec(
             examples=examples,
@@ -45,6 +46,7 @@ class RankingTuner(Tuner):
             tune_args=tune_args,
             max_trials=max_trials,
             custom_config=json_utils.dumps(custom_config),
+            propensities=propensities,
             best_hyperparameters=types.Channel(type=standard_artifacts.HyperParameters),
             tuner_results=types.Channel(type=standard_artifacts.TunerResults),
         )

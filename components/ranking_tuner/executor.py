@@ -13,6 +13,7 @@ from tfx.components.tuner import executor as tuner_executor
 from tfx.types import standard_component_specs
 from tfx.utils import json_utils
 
+from components.propensity_estimator.trainer import with_propensities
 from components.ranking_tuner.spec import MAX_TRIALS_KEY
 
 
@@ -27,4 +28,5 @@ def with_max_trials(exec_properties: dict[str, Any]) -> dict[str, Any]:
 
 class Executor(tuner_executor.Executor):
     def Do(self, input_dict, output_dict, exec_properties) -> None:
+        input_dict, exec_properties = with_propensities(input_dict, exec_properties)
         super().Do(input_dict, output_dict, with_max_trials(exec_properties))

@@ -24,6 +24,7 @@ import tensorflow as tf
 
 from modules.features import CONTEXT_BLOCK, DOCUMENT_BLOCK, MASK_KEY, Dtype, Feature, FeatureSet, Role
 from modules.training.inputs import ModelInputs, densify, raw_to_model_inputs
+from modules.training.position_bias import serving_model
 
 SERVING_INPUT_KEY = "examples"
 ELWC_SIGNATURE = "serving_default"
@@ -172,7 +173,10 @@ def export_serving_model(
     functions, which no consumer uses (TF Serving, the evaluator and the
     registry call the signatures) and which made export and load cost seconds
     per feature. Loading needs only TensorFlow (no Keras objects to revive).
+    A position-bias tower is training-only: the relevance model alone is saved,
+    and the signatures take no position.
     """
+    model, model_inputs = serving_model(model), model_inputs.for_serving
     served = tf.Module()
     served.model_variables = list(model.variables)  # Tracked: the signatures read them.
     served.tft_layer = tft_layer  # Tracked, so the Transform graph and its assets are saved.

@@ -15,6 +15,7 @@ from typing import Any
 # ParameterServerStrategy with `workers` workers and `parameter_servers` ps.
 STRATEGIES = ("none", "mirrored", "multi_worker", "parameter_server")
 TUNER_ALGORITHMS = ("random", "bayesian", "hyperband")
+POSITION_BIAS_MODES = ("none", "ipw", "bias_tower")
 TUNER_CONFIG_KEY = "tuner"
 # What run_fn writes into the ModelRun artifact (eval metrics, history, hyperparameters);
 # here, not in modules.training.trainer, so readers (report, Pusher) need not import TensorFlow.
@@ -40,6 +41,10 @@ class TrainingConfig:
     parameter_servers: int = 1  # parameter_server: ps processes started locally
     cluster_timeout_s: int = 900  # local multi-process training is killed after this long
     seed: int = 0
+    # Position-bias correction of click labels (modules/training/position_bias.py):
+    position_bias: str = "none"  # none | ipw | bias_tower
+    ipw_max_weight: float = 10.0  # ipw: clip of 1 / propensity
+    bias_features: list[str] = dataclasses.field(default_factory=list)  # bias_tower: extra tower inputs
 
     @classmethod
     def from_custom_config(cls, custom_config: dict[str, Any] | None) -> TrainingConfig:

@@ -19,6 +19,7 @@ import tensorflow_transform as tft
 
 from modules.features import CONTEXT_BLOCK, DOCUMENT_BLOCK, MASK_KEY, FeatureSet, Role, load_feature_set
 from modules.training.config import TrainingConfig
+from modules.training.position_bias import POSITION_KEY, PositionBias
 from modules.transform.decoder import decode_elwc
 from modules.transform.preprocessing import MISSING_LABEL
 
@@ -38,6 +39,12 @@ class ModelInputs:
     document_block: int
     context_ids: dict[str, int]
     document_ids: dict[str, int]
+    # Training on clicks: the position-bias correction (None: none; never at serving).
+    position_bias: PositionBias | None = None
+
+    @property
+    def for_serving(self) -> ModelInputs:
+        return dataclasses.replace(self, position_bias=None)
 
     @classmethod
     def from_feature_set(cls, feature_set: FeatureSet, ids: dict[str, int]) -> ModelInputs:
@@ -146,12 +153,19 @@ def raw_to_model_inputs(
     random with ``sample_seed`` (see ``sample_documents``); ``None`` (validation,
     serving): full lists, padded to the longest of the batch and masked.
     """
-    transformed = transform_fn(decode_elwc(serialized, feature_set))
+    decoded = decode_elwc(serialized, feature_set)
+    transformed = transform_fn(decoded)
+    bias = model_inputs.position_bias
+    if bias is not None:
+        transformed = bias.add_positions(transformed, decoded)
     label = feature_set.label.name
     if list_size is not None and sample_seed is not None:
-        keys = model_inputs.document_keys + ([label] if label in transformed else [])
+        keys = model_inputs.document_keys + [k for k in (label, POSITION_KEY) if k in transformed]
         transformed = sample_documents(transformed, keys, list_size, sample_seed)
-    return densify(transformed, model_inputs, label, list_size)
+    features, labels = densify(transformed, model_inputs, label, list_size)
+    if bias is not None:
+        return bias.finish(transformed, features, labels, list_size)
+    return features, labels
 
 
 def make_dataset(
@@ -228,11 +242,24 @@ class FnInputs:
             feature_set=load_feature_set(schema_path),
             tft_output=tft.TFTransformOutput(transform_graph_path),
             config=TrainingConfig.from_custom_config(custom_config),
+            custom_config=dict(custom_config or {}),
         )
+
+    custom_config: dict[str, Any] | None = None
 
     @functools.cached_property
     def model_inputs(self) -> ModelInputs:
-        return ModelInputs.from_transform_output(self.feature_set, self.tft_output)
+        """What training feeds the model (with the position-bias correction); ``.for_serving`` at export."""
+        model_inputs = ModelInputs.from_transform_output(self.feature_set, self.tft_output)
+        bias = PositionBias.from_config(
+            self.config.position_bias,
+            self.feature_set,
+            model_inputs,
+            self.custom_config,
+            ipw_max_weight=self.config.ipw_max_weight,
+            bias_features=self.config.bias_features,
+        )
+        return dataclasses.replace(model_inputs, position_bias=bias)
 
     def dataset(
         self, files: list[str], train: bool, batch_size: int | None = None, num_shards: int = 1, shard_index: int = 0

@@ -9,6 +9,7 @@ import tensorflow_ranking as tfr
 from modules.features import CONTEXT_BLOCK, DOCUMENT_BLOCK, MASK_KEY
 from modules.training.hparams import search_space
 from modules.training.inputs import ModelInputs
+from modules.training.position_bias import RANKER_NAME
 
 NDCG_METRIC = "ndcg_10"
 VAL_NDCG_METRIC = f"val_{NDCG_METRIC}"
@@ -147,7 +148,7 @@ def make_model_builder(model_inputs: ModelInputs, hp: kt.HyperParameters) -> tfr
         preprocessor=tfr.keras.model.PreprocessorWithSpec(embeddings),
         scorer=make_scorer(hp),
         mask_feature_name=MASK_KEY,
-        name="ranker",
+        name=RANKER_NAME,
     )
 
 
@@ -169,6 +170,8 @@ def build_model(
     """
     search_space(hp)
     model = make_model_builder(model_inputs, hp).build()
+    if model_inputs.position_bias is not None:  # bias_tower: the tower is added for training
+        model = model_inputs.position_bias.training_model(model)
     model.compile(
         optimizer=tf.keras.optimizers.Adam(learning_rate=float(hp.get("learning_rate"))),
         loss=make_loss(hp),

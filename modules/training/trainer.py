@@ -29,6 +29,7 @@ from modules.training import hparams as hparams_lib
 from modules.training.config import METRICS_FILE, REQUIRE_HYPERPARAMETERS_KEY, TrainingConfig
 from modules.training.inputs import FnInputs, count_records
 from modules.training.model import NDCG_METRIC, VAL_NDCG_METRIC, build_model, ranking_metrics
+from modules.training.position_bias import position_bias_summary
 
 LOGS_DIR = "logs"
 
@@ -238,6 +239,7 @@ def train_and_export(job: TrainJob, strategy: tf.distribute.Strategy | None = No
             "replicas": replicas,
             "global_batch_size": global_batch,
             "train_lists_per_second": throughput.lists_per_second,
+            **position_bias_summary(config, inputs.model_inputs.position_bias),
         }
         logging.info("Eval %s = %.4f (%s)", NDCG_METRIC, summary["eval"][NDCG_METRIC], summary)
         tf.io.gfile.makedirs(model_run_dir)

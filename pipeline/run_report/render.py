@@ -470,6 +470,16 @@ def training_charts(data: RunData) -> list[tuple[str, str]]:
     return charts
 
 
+def _position_bias_text(m: dict[str, Any]) -> str | None:
+    mode = m.get("position_bias")
+    if mode == "ipw":
+        return f"ipw: inverse propensity weights, clipped at {m.get('ipw_max_weight')} (propensities below)"
+    if mode == "bias_tower":
+        extra = ", ".join(m.get("bias_features") or [])
+        return "bias_tower: a training-only tower on the position" + (f" and {extra}" if extra else "")
+    return mode
+
+
 def _training_section(data: RunData) -> str:
     training = data.training
     if training is None:
@@ -496,10 +506,18 @@ def _training_section(data: RunData) -> str:
                 f"{fmt(m['train_lists_per_second'], 1)} lists/s" if m.get("train_lists_per_second") else None,
             ),
             ("eval-split metrics", "  ".join(f"{_label(k)} {fmt(v)}" for k, v in (m.get("eval") or {}).items())),
+            ("position bias", _position_bias_text(m)),
         ]
     )
     hp = m.get("hyperparameters") or {}
     table = _table(["hyperparameter", "value"], [[k, hp[k]] for k in sorted(hp)]) if hp else ""
+    propensities = m.get("propensities") or []
+    if propensities:
+        max_weight = float(m.get("ipw_max_weight") or 0) or float("inf")
+        table += _table(
+            ["position", "estimated propensity (vs. position 1)", "weight 1/propensity, clipped"],
+            [[k, fmt(p), fmt(min(1 / p, max_weight))] for k, p in enumerate(propensities, start=1)],
+        )
     return _section(
         "training",
         "Training",
@@ -652,6 +670,22 @@ def _lineage_section(data: RunData) -> str:
             hp.get("uri", ""),
         ],
     ]
+    bias = lineage.get("position_bias") or {}
+    propensities = bias.get("propensities")
+    if bias.get("mode", "none") != "none":
+        rows.append(
+            [
+                "Position bias",
+                bias["mode"]
+                + (
+                    f": propensities artifact {propensities['artifact_id']}, "
+                    f"by {_execution_text(propensities['producer'])}"
+                    if propensities
+                    else ""
+                ),
+                propensities["uri"] if propensities else "",
+            ]
+        )
     for schema in lineage.get("schema") or []:
         rows.append(
             ["Schema", f"artifact {schema['artifact_id']} by {_execution_text(schema.get('producer'))}", schema["uri"]]
