@@ -9,7 +9,10 @@ with everything under ``<work>/<size>/``. Reported per size:
 * seconds per component, from MLMD (each execution's create -> last update time);
 * documents/s of ElwcExampleGen (rows read / its seconds) and of the whole run;
 * peak RSS of the ``ltr run`` process tree (sum over the process and its children, sampled
-  every 0.2 s with psutil);
+  every 0.2 s with psutil), overall and per component: the highest sample taken while the
+  component ran (its MLMD execution's create -> last update time). Components run one after
+  the other in the same process, so a component's peak also holds what earlier ones left
+  allocated (Python and glibc seldom hand freed memory back to the OS);
 * the pipeline's test NDCG@10 (RankingEvaluator), and LightGBM's ``LGBMRanker`` (lambdarank)
   trained on the same train lists and scored on the same test lists (the ExampleGen's split
   by query hash and its ``max_list_size`` cut, recomputed from the same files), with its
@@ -67,7 +70,7 @@ def _tree_rss(process) -> int:
 
 
 def run_pipeline(config_path: Path, log_path: Path) -> dict:
-    """``ltr run`` in a subprocess: wall seconds, exit code, peak RSS of its process tree."""
+    """``ltr run`` in a subprocess: wall seconds, exit code, peak RSS of its process tree and its samples."""
     import psutil
 
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
@@ -80,14 +83,13 @@ def run_pipeline(config_path: Path, log_path: Path) -> dict:
             env=env,
             cwd=config_path.parent,
         )
-        peak = 0
+        samples: list[tuple[float, int]] = []  # (epoch seconds, tree RSS bytes)
         handle = psutil.Process(proc.pid)
         stop = threading.Event()
 
         def sample() -> None:
-            nonlocal peak
             while not stop.is_set():
-                peak = max(peak, _tree_rss(handle))
+                samples.append((time.time(), _tree_rss(handle)))
                 time.sleep(0.2)
 
         sampler = threading.Thread(target=sample, daemon=True)
@@ -95,11 +97,12 @@ def run_pipeline(config_path: Path, log_path: Path) -> dict:
         code = proc.wait()
         stop.set()
         sampler.join()
-    return {"seconds": time.perf_counter() - start, "returncode": code, "peak_rss_mib": peak / 2**20}
+    peak = max((rss for _, rss in samples), default=0)
+    return {"seconds": time.perf_counter() - start, "returncode": code, "peak_rss_mib": peak / 2**20}, samples
 
 
-def component_seconds(metadata_path: str) -> dict[str, float]:
-    """Seconds per node of the latest pipeline run, from MLMD execution times."""
+def component_windows(metadata_path: str) -> dict[str, tuple[float, float]]:
+    """(start, end) epoch seconds per node of the latest pipeline run, from MLMD execution times."""
     from ml_metadata.metadata_store import metadata_store
     from ml_metadata.proto import metadata_store_pb2
 
@@ -109,13 +112,24 @@ def component_seconds(metadata_path: str) -> dict[str, float]:
     store = metadata_store.MetadataStore(config)
     runs = store.get_contexts_by_type("pipeline_run")
     run = max(runs, key=lambda c: c.create_time_since_epoch)
-    seconds: dict[str, float] = {}
+    windows: dict[str, tuple[float, float]] = {}
     for execution in store.get_executions_by_context(run.id):
         nodes = [c for c in store.get_contexts_by_execution(execution.id) if c.type == "node"]
         name = nodes[0].name.split(".")[-1] if nodes else str(execution.id)
-        elapsed = (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000
-        seconds[name] = seconds.get(name, 0.0) + elapsed
-    return seconds
+        start, end = execution.create_time_since_epoch / 1000, execution.last_update_time_since_epoch / 1000
+        if name in windows:
+            start, end = min(start, windows[name][0]), max(end, windows[name][1])
+        windows[name] = (start, end)
+    return windows
+
+
+def component_peaks(windows: dict[str, tuple[float, float]], samples: list[tuple[float, int]]) -> dict[str, float]:
+    """Peak RSS (MiB) of the process tree while each component ran (None if no sample fell inside)."""
+    peaks = {}
+    for name, (start, end) in windows.items():
+        inside = [rss for t, rss in samples if start <= t <= end]
+        peaks[name] = max(inside) / 2**20 if inside else None
+    return peaks
 
 
 def _letor_split(data_dir: Path, max_list_size: int, buckets: dict[str, int]):
@@ -204,11 +218,14 @@ def main() -> None:
             + f"metadata_path: {base / 'home' / 'metadata.sqlite'}\n"
             + f"registry_root: {base / 'home' / 'registry'}\n"
         )
-        run = run_pipeline(config, base / "ltr-run.log")
+        run, samples = run_pipeline(config, base / "ltr-run.log")
         if run["returncode"]:
             tail = (base / "ltr-run.log").read_text()[-3000:]
             sys.exit(f"ltr run failed at {size} queries (log: {base / 'ltr-run.log'}):\n{tail}")
-        seconds = component_seconds(str(base / "home" / "metadata.sqlite"))
+        windows = component_windows(str(base / "home" / "metadata.sqlite"))
+        seconds = {name: end - start for name, (start, end) in windows.items()}
+        peaks = component_peaks(windows, samples)
+        (base / "rss_samples.json").write_text(json.dumps({"windows": windows, "samples": samples}))
         from pipeline.report import latest_run_report
 
         report = latest_run_report(str(base / "home" / "metadata.sqlite"))
@@ -216,7 +233,7 @@ def main() -> None:
         rows_read = examples.custom_properties["rows_read"].int_value
         lgbm = run_lightgbm(data, max_list_size=200)
         ndcg = report.evaluation["metrics"].get("ndcg_10")  # RankingEvaluator, eval split, full lists
-        results.append((size, rows, run, seconds, ndcg, lgbm, rows_read))
+        results.append((size, rows, run, seconds, ndcg, lgbm, rows_read, peaks))
         print(f"{size} queries done: {json.dumps(run)}", file=sys.stderr)
 
     print(f"command: python benchmarks/scaling.py --sizes {args.sizes}")
@@ -230,12 +247,20 @@ def main() -> None:
     header += ["peak RSS MiB", "NDCG@10", "LightGBM s", "LightGBM NDCG@10"]
     print("| " + " | ".join(header) + " |")
     print("|" + "---:|" * len(header))
-    for size, rows, run, seconds, ndcg, lgbm, rows_read in results:
+    for size, rows, run, seconds, ndcg, lgbm, rows_read, _ in results:
         cells = [f"{size:,}", f"{rows:,}", *[f"{seconds.get(n, 0):.1f}" for n in names], f"{run['seconds']:.1f}"]
         example_gen = seconds.get("ElwcExampleGen") or float("nan")
         cells += [f"{rows_read / example_gen:,.0f}", f"{rows / run['seconds']:,.0f}", f"{run['peak_rss_mib']:,.0f}"]
         cells += [f"{ndcg:.4f}" if ndcg is not None else "-", f"{lgbm['seconds']:.1f}", f"{lgbm['ndcg_10']:.4f}"]
         print("| " + " | ".join(cells) + " |")
+    print()
+    print("Peak RSS (MiB) of the `ltr run` process tree while each component ran:")
+    print()
+    print("| queries | " + " | ".join(f"{n}" for n in names) + " | whole run |")
+    print("|" + "---:|" * (len(names) + 2))
+    for size, _, run, _, _, _, _, peaks in results:
+        cells = [f"{peaks[n]:,.0f}" if peaks.get(n) is not None else "-" for n in names]
+        print(f"| {size:,} | " + " | ".join(cells) + f" | {run['peak_rss_mib']:,.0f} |")
 
 
 if __name__ == "__main__":
