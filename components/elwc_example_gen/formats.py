@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 
 from components.elwc_example_gen.columns import COLUMN_COUNT, UNPARSEABLE_LINE
 from components.elwc_example_gen.rows import MISSING_TOKENS
-from components.elwc_example_gen.sources import blank_undecodable_lines
+from components.elwc_example_gen.sources import DEFAULT_CHUNK_BYTES, blank_undecodable_lines
 from modules.features import Dtype, FeatureSet, Role
 
 _MISSING_TEXT = pa.array(sorted(MISSING_TOKENS), pa.string())
@@ -74,7 +74,9 @@ class FormatOptions:
     # A truncated or corrupt compressed file: "fail" the run naming it, or "dead_letter" it whole.
     on_corrupt_file: str = "fail"
     # Inputs are read and parsed in chunks of about this many bytes (text: whole lines; Parquet: rows).
-    chunk_bytes: int = 16 << 20
+    # Two chunks are parsed at once, each needing ~20x its size while parsed (MSLR-shaped LETOR):
+    # 8 MB kept ExampleGen's peak ~370 MB lower than 16 MB, for ~3 % more CPU time.
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)
