@@ -145,7 +145,7 @@ class Executor(base_executor.BaseExecutor):
         model_name = exec_properties.get("model_name") or "ranker"
 
         files = record_files(artifact_utils.get_split_uri([examples], split))
-        records = requests_lib.read_records(files, limit=max(batch_lists, 1) + max(sizes, default=0))
+        records = requests_lib.read_records_until(files, lists=max(batch_lists, 1), documents=max(sizes, default=0))
         if not records:
             raise ValueError(f"split '{split}' of Examples {examples.uri} holds no lists to build requests from")
         schema_file = io_utils.get_only_uri_in_dir(artifact_utils.get_single_uri(input_dict["schema"]))
