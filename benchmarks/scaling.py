@@ -202,6 +202,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", default="500,2000,8000", help="queries per run, comma-separated")
     parser.add_argument("--work", default=None, help="working folder (default: a new temp folder)")
+    parser.add_argument("--no-lightgbm", action="store_true", help="pipeline runs only (no LightGBM alongside)")
     args = parser.parse_args()
     import tempfile
 
@@ -231,12 +232,12 @@ def main() -> None:
         report = latest_run_report(str(base / "home" / "metadata.sqlite"))
         examples = report.artifact("Examples")
         rows_read = examples.custom_properties["rows_read"].int_value
-        lgbm = run_lightgbm(data, max_list_size=200)
+        lgbm = None if args.no_lightgbm else run_lightgbm(data, max_list_size=200)
         ndcg = report.evaluation["metrics"].get("ndcg_10")  # RankingEvaluator, eval split, full lists
         results.append((size, rows, run, seconds, ndcg, lgbm, rows_read, peaks))
         print(f"{size} queries done: {json.dumps(run)}", file=sys.stderr)
 
-    print(f"command: python benchmarks/scaling.py --sizes {args.sizes}")
+    print(f"command: python benchmarks/scaling.py --sizes {args.sizes}{' --no-lightgbm' if args.no_lightgbm else ''}")
     print(f"machine: {platform.platform()}, {platform.processor() or platform.machine()}, {os.cpu_count()} cores")
     print(f"load:    {os.getloadavg()[0]:.1f} (1-min load average at the end)")
     print("data:    ltr sample-data --shape mslr (136 float features, ~120 documents per query); default config")
@@ -251,7 +252,8 @@ def main() -> None:
         cells = [f"{size:,}", f"{rows:,}", *[f"{seconds.get(n, 0):.1f}" for n in names], f"{run['seconds']:.1f}"]
         example_gen = seconds.get("ElwcExampleGen") or float("nan")
         cells += [f"{rows_read / example_gen:,.0f}", f"{rows / run['seconds']:,.0f}", f"{run['peak_rss_mib']:,.0f}"]
-        cells += [f"{ndcg:.4f}" if ndcg is not None else "-", f"{lgbm['seconds']:.1f}", f"{lgbm['ndcg_10']:.4f}"]
+        cells += [f"{ndcg:.4f}" if ndcg is not None else "-"]
+        cells += [f"{lgbm['seconds']:.1f}", f"{lgbm['ndcg_10']:.4f}"] if lgbm else ["-", "-"]
         print("| " + " | ".join(cells) + " |")
     print()
     print("Peak RSS (MiB) of the `ltr run` process tree while each component ran:")
