@@ -12,7 +12,8 @@ with everything under ``<work>/<size>/``. Reported per size:
   every 0.2 s with psutil), overall and per component: the highest sample taken while the
   component ran (its MLMD execution's create -> last update time). Components run one after
   the other in the same process, so a component's peak also holds what earlier ones left
-  allocated (Python and glibc seldom hand freed memory back to the OS);
+  allocated (Python and glibc seldom hand freed memory back to the OS); and the CPU seconds
+  of the tree over the same window (less sensitive than wall time to other jobs on the machine);
 * the pipeline's test NDCG@10 (RankingEvaluator), and LightGBM's ``LGBMRanker`` (lambdarank)
   trained on the same train lists and scored on the same test lists (the ExampleGen's split
   by query hash and its ``max_list_size`` cut, recomputed from the same files), with its
@@ -54,19 +55,24 @@ COMPONENT_ORDER = [
 ]
 
 
-def _tree_rss(process) -> int:
+def _tree_usage(process) -> tuple[int, float]:
+    """(RSS bytes, CPU seconds so far) of a process and its live children (and its finished ones' CPU)."""
     import psutil
 
-    total = 0
+    total, cpu = 0, 0.0
     try:
-        for proc in [process, *process.children(recursive=True)]:
+        for index, proc in enumerate([process, *process.children(recursive=True)]):
             try:
                 total += proc.memory_info().rss
+                times = proc.cpu_times()
+                cpu += times.user + times.system
+                if index == 0:
+                    cpu += times.children_user + times.children_system
             except psutil.Error:
                 pass
     except psutil.Error:
         pass
-    return total
+    return total, cpu
 
 
 def run_pipeline(config_path: Path, log_path: Path) -> dict:
@@ -83,13 +89,13 @@ def run_pipeline(config_path: Path, log_path: Path) -> dict:
             env=env,
             cwd=config_path.parent,
         )
-        samples: list[tuple[float, int]] = []  # (epoch seconds, tree RSS bytes)
+        samples: list[tuple[float, int, float]] = []  # (epoch seconds, tree RSS bytes, tree CPU seconds)
         handle = psutil.Process(proc.pid)
         stop = threading.Event()
 
         def sample() -> None:
             while not stop.is_set():
-                samples.append((time.time(), _tree_rss(handle)))
+                samples.append((time.time(), *_tree_usage(handle)))
                 time.sleep(0.2)
 
         sampler = threading.Thread(target=sample, daemon=True)
@@ -97,7 +103,7 @@ def run_pipeline(config_path: Path, log_path: Path) -> dict:
         code = proc.wait()
         stop.set()
         sampler.join()
-    peak = max((rss for _, rss in samples), default=0)
+    peak = max((rss for _, rss, _ in samples), default=0)
     return {"seconds": time.perf_counter() - start, "returncode": code, "peak_rss_mib": peak / 2**20}, samples
 
 
@@ -123,13 +129,22 @@ def component_windows(metadata_path: str) -> dict[str, tuple[float, float]]:
     return windows
 
 
-def component_peaks(windows: dict[str, tuple[float, float]], samples: list[tuple[float, int]]) -> dict[str, float]:
+def component_peaks(windows: dict[str, tuple[float, float]], samples: list[tuple]) -> dict[str, float]:
     """Peak RSS (MiB) of the process tree while each component ran (None if no sample fell inside)."""
     peaks = {}
     for name, (start, end) in windows.items():
-        inside = [rss for t, rss in samples if start <= t <= end]
+        inside = [sample[1] for sample in samples if start <= sample[0] <= end]
         peaks[name] = max(inside) / 2**20 if inside else None
     return peaks
+
+
+def component_cpu(windows: dict[str, tuple[float, float]], samples: list[tuple]) -> dict[str, float]:
+    """CPU seconds of the process tree while each component ran (steadier than wall time on a shared machine)."""
+    cpu = {}
+    for name, (start, end) in windows.items():
+        inside = [sample[2] for sample in samples if start <= sample[0] <= end]
+        cpu[name] = inside[-1] - inside[0] if len(inside) > 1 else None
+    return cpu
 
 
 def _letor_split(data_dir: Path, max_list_size: int, buckets: dict[str, int]):
@@ -226,6 +241,7 @@ def main() -> None:
         windows = component_windows(str(base / "home" / "metadata.sqlite"))
         seconds = {name: end - start for name, (start, end) in windows.items()}
         peaks = component_peaks(windows, samples)
+        cpu = component_cpu(windows, samples)
         (base / "rss_samples.json").write_text(json.dumps({"windows": windows, "samples": samples}))
         from pipeline.report import latest_run_report
 
@@ -234,7 +250,7 @@ def main() -> None:
         rows_read = examples.custom_properties["rows_read"].int_value
         lgbm = None if args.no_lightgbm else run_lightgbm(data, max_list_size=200)
         ndcg = report.evaluation["metrics"].get("ndcg_10")  # RankingEvaluator, eval split, full lists
-        results.append((size, rows, run, seconds, ndcg, lgbm, rows_read, peaks))
+        results.append((size, rows, run, seconds, ndcg, lgbm, rows_read, peaks, cpu))
         print(f"{size} queries done: {json.dumps(run)}", file=sys.stderr)
 
     print(f"command: python benchmarks/scaling.py --sizes {args.sizes}{' --no-lightgbm' if args.no_lightgbm else ''}")
@@ -248,7 +264,7 @@ def main() -> None:
     header += ["peak RSS MiB", "NDCG@10", "LightGBM s", "LightGBM NDCG@10"]
     print("| " + " | ".join(header) + " |")
     print("|" + "---:|" * len(header))
-    for size, rows, run, seconds, ndcg, lgbm, rows_read, _ in results:
+    for size, rows, run, seconds, ndcg, lgbm, rows_read, _, _ in results:
         cells = [f"{size:,}", f"{rows:,}", *[f"{seconds.get(n, 0):.1f}" for n in names], f"{run['seconds']:.1f}"]
         example_gen = seconds.get("ElwcExampleGen") or float("nan")
         cells += [f"{rows_read / example_gen:,.0f}", f"{rows / run['seconds']:,.0f}", f"{run['peak_rss_mib']:,.0f}"]
@@ -260,9 +276,19 @@ def main() -> None:
     print()
     print("| queries | " + " | ".join(f"{n}" for n in names) + " | whole run |")
     print("|" + "---:|" * (len(names) + 2))
-    for size, _, run, _, _, _, _, peaks in results:
+    for size, _, run, _, _, _, _, peaks, _ in results:
         cells = [f"{peaks[n]:,.0f}" if peaks.get(n) is not None else "-" for n in names]
         print(f"| {size:,} | " + " | ".join(cells) + f" | {run['peak_rss_mib']:,.0f} |")
+    print()
+    print("CPU seconds of the `ltr run` process tree while each component ran (less sensitive to load than wall time):")
+    print()
+    print("| queries | " + " | ".join(f"{n}" for n in names) + " | ExampleGen docs per CPU s |")
+    print("|" + "---:|" * (len(names) + 2))
+    for size, _, _, _, _, _, rows_read, _, cpu in results:
+        cells = [f"{cpu[n]:.1f}" if cpu.get(n) is not None else "-" for n in names]
+        example_gen = cpu.get("ElwcExampleGen")
+        rate = f"{rows_read / example_gen:,.0f}" if example_gen else "-"
+        print(f"| {size:,} | " + " | ".join(cells) + f" | {rate} |")
 
 
 if __name__ == "__main__":
