@@ -118,7 +118,7 @@ def run_loop(data: str, out: str, max_list_size: int) -> dict:
     return {"lists": len(groups), "documents": documents}
 
 
-def run_beam(data: str, out: str, workers: int, max_list_size: int) -> dict:
+def run_beam(data: str, out: str, workers: int, max_list_size: int, chunk_bytes: int | None = None) -> dict:
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
 
@@ -134,7 +134,7 @@ def run_beam(data: str, out: str, workers: int, max_list_size: int) -> dict:
             split_names=["train"],
             buckets=[1],
             schema_text=open(_schema_path(data)).read(),
-            options_json=FormatOptions().to_json(),
+            options_json=(FormatOptions(chunk_bytes=chunk_bytes) if chunk_bytes else FormatOptions()).to_json(),
             max_list_size=max_list_size,
             split_uris={"train": os.path.join(out, "Split-train")},
             dead_letter_prefix=os.path.join(out, "dead_letter", "dead_letter"),
@@ -156,7 +156,7 @@ def _child(args: argparse.Namespace) -> None:
     if args.path == "loop":
         result = run_loop(args.data, args.out, args.max_list_size)
     else:
-        result = run_beam(args.data, args.out, args.workers, args.max_list_size)
+        result = run_beam(args.data, args.out, args.workers, args.max_list_size, args.chunk_bytes)
     result["seconds"] = time.perf_counter() - start
     result["cpu_seconds"] = _cpu_seconds() - cpu
     self_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -196,6 +196,7 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=8, help="csv: files")
     parser.add_argument("--workers", type=int, default=1, help="Beam DirectRunner workers (1: in_memory)")
     parser.add_argument("--max-list-size", type=int, default=200)
+    parser.add_argument("--chunk-bytes", type=int, default=0, help="ExampleGen's chunk size (0: its default)")
     parser.add_argument("--path", choices=["loop", "beam"], help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
@@ -219,7 +220,7 @@ def main() -> None:
     for path in ("loop", "beam"):
         out = os.path.join(work, path)
         cmd = [sys.executable, __file__, "--path", path, "--data", data, "--out", out, "--workers", str(args.workers)]
-        cmd += ["--max-list-size", str(args.max_list_size)]
+        cmd += ["--max-list-size", str(args.max_list_size), "--chunk-bytes", str(args.chunk_bytes)]
         env = dict(
             os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""), TF_CPP_MIN_LOG_LEVEL="3"
         )

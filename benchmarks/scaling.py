@@ -9,7 +9,11 @@ with everything under ``<work>/<size>/``. Reported per size:
 * seconds per component, from MLMD (each execution's create -> last update time);
 * documents/s of ElwcExampleGen (rows read / its seconds) and of the whole run;
 * peak RSS of the ``ltr run`` process tree (sum over the process and its children, sampled
-  every 0.2 s with psutil);
+  every 0.2 s with psutil), overall and per component: the highest sample taken while the
+  component ran (its MLMD execution's create -> last update time). Components run one after
+  the other in the same process, so a component's peak also holds what earlier ones left
+  allocated (Python and glibc seldom hand freed memory back to the OS); and the CPU seconds
+  of the tree over the same window (less sensitive than wall time to other jobs on the machine);
 * the pipeline's test NDCG@10 (RankingEvaluator), and LightGBM's ``LGBMRanker`` (lambdarank)
   trained on the same train lists and scored on the same test lists (the ExampleGen's split
   by query hash and its ``max_list_size`` cut, recomputed from the same files), with its
@@ -51,23 +55,28 @@ COMPONENT_ORDER = [
 ]
 
 
-def _tree_rss(process) -> int:
+def _tree_usage(process) -> tuple[int, float]:
+    """(RSS bytes, CPU seconds so far) of a process and its live children (and its finished ones' CPU)."""
     import psutil
 
-    total = 0
+    total, cpu = 0, 0.0
     try:
-        for proc in [process, *process.children(recursive=True)]:
+        for index, proc in enumerate([process, *process.children(recursive=True)]):
             try:
                 total += proc.memory_info().rss
+                times = proc.cpu_times()
+                cpu += times.user + times.system
+                if index == 0:
+                    cpu += times.children_user + times.children_system
             except psutil.Error:
                 pass
     except psutil.Error:
         pass
-    return total
+    return total, cpu
 
 
 def run_pipeline(config_path: Path, log_path: Path) -> dict:
-    """``ltr run`` in a subprocess: wall seconds, exit code, peak RSS of its process tree."""
+    """``ltr run`` in a subprocess: wall seconds, exit code, peak RSS of its process tree and its samples."""
     import psutil
 
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
@@ -80,14 +89,13 @@ def run_pipeline(config_path: Path, log_path: Path) -> dict:
             env=env,
             cwd=config_path.parent,
         )
-        peak = 0
+        samples: list[tuple[float, int, float]] = []  # (epoch seconds, tree RSS bytes, tree CPU seconds)
         handle = psutil.Process(proc.pid)
         stop = threading.Event()
 
         def sample() -> None:
-            nonlocal peak
             while not stop.is_set():
-                peak = max(peak, _tree_rss(handle))
+                samples.append((time.time(), *_tree_usage(handle)))
                 time.sleep(0.2)
 
         sampler = threading.Thread(target=sample, daemon=True)
@@ -95,11 +103,12 @@ def run_pipeline(config_path: Path, log_path: Path) -> dict:
         code = proc.wait()
         stop.set()
         sampler.join()
-    return {"seconds": time.perf_counter() - start, "returncode": code, "peak_rss_mib": peak / 2**20}
+    peak = max((rss for _, rss, _ in samples), default=0)
+    return {"seconds": time.perf_counter() - start, "returncode": code, "peak_rss_mib": peak / 2**20}, samples
 
 
-def component_seconds(metadata_path: str) -> dict[str, float]:
-    """Seconds per node of the latest pipeline run, from MLMD execution times."""
+def component_windows(metadata_path: str) -> dict[str, tuple[float, float]]:
+    """(start, end) epoch seconds per node of the latest pipeline run, from MLMD execution times."""
     from ml_metadata.metadata_store import metadata_store
     from ml_metadata.proto import metadata_store_pb2
 
@@ -109,13 +118,33 @@ def component_seconds(metadata_path: str) -> dict[str, float]:
     store = metadata_store.MetadataStore(config)
     runs = store.get_contexts_by_type("pipeline_run")
     run = max(runs, key=lambda c: c.create_time_since_epoch)
-    seconds: dict[str, float] = {}
+    windows: dict[str, tuple[float, float]] = {}
     for execution in store.get_executions_by_context(run.id):
         nodes = [c for c in store.get_contexts_by_execution(execution.id) if c.type == "node"]
         name = nodes[0].name.split(".")[-1] if nodes else str(execution.id)
-        elapsed = (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000
-        seconds[name] = seconds.get(name, 0.0) + elapsed
-    return seconds
+        start, end = execution.create_time_since_epoch / 1000, execution.last_update_time_since_epoch / 1000
+        if name in windows:
+            start, end = min(start, windows[name][0]), max(end, windows[name][1])
+        windows[name] = (start, end)
+    return windows
+
+
+def component_peaks(windows: dict[str, tuple[float, float]], samples: list[tuple]) -> dict[str, float]:
+    """Peak RSS (MiB) of the process tree while each component ran (None if no sample fell inside)."""
+    peaks = {}
+    for name, (start, end) in windows.items():
+        inside = [sample[1] for sample in samples if start <= sample[0] <= end]
+        peaks[name] = max(inside) / 2**20 if inside else None
+    return peaks
+
+
+def component_cpu(windows: dict[str, tuple[float, float]], samples: list[tuple]) -> dict[str, float]:
+    """CPU seconds of the process tree while each component ran (steadier than wall time on a shared machine)."""
+    cpu = {}
+    for name, (start, end) in windows.items():
+        inside = [sample[2] for sample in samples if start <= sample[0] <= end]
+        cpu[name] = inside[-1] - inside[0] if len(inside) > 1 else None
+    return cpu
 
 
 def _letor_split(data_dir: Path, max_list_size: int, buckets: dict[str, int]):
@@ -188,6 +217,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", default="500,2000,8000", help="queries per run, comma-separated")
     parser.add_argument("--work", default=None, help="working folder (default: a new temp folder)")
+    parser.add_argument("--no-lightgbm", action="store_true", help="pipeline runs only (no LightGBM alongside)")
     args = parser.parse_args()
     import tempfile
 
@@ -204,22 +234,26 @@ def main() -> None:
             + f"metadata_path: {base / 'home' / 'metadata.sqlite'}\n"
             + f"registry_root: {base / 'home' / 'registry'}\n"
         )
-        run = run_pipeline(config, base / "ltr-run.log")
+        run, samples = run_pipeline(config, base / "ltr-run.log")
         if run["returncode"]:
             tail = (base / "ltr-run.log").read_text()[-3000:]
             sys.exit(f"ltr run failed at {size} queries (log: {base / 'ltr-run.log'}):\n{tail}")
-        seconds = component_seconds(str(base / "home" / "metadata.sqlite"))
+        windows = component_windows(str(base / "home" / "metadata.sqlite"))
+        seconds = {name: end - start for name, (start, end) in windows.items()}
+        peaks = component_peaks(windows, samples)
+        cpu = component_cpu(windows, samples)
+        (base / "rss_samples.json").write_text(json.dumps({"windows": windows, "samples": samples}))
         from pipeline.report import latest_run_report
 
         report = latest_run_report(str(base / "home" / "metadata.sqlite"))
         examples = report.artifact("Examples")
         rows_read = examples.custom_properties["rows_read"].int_value
-        lgbm = run_lightgbm(data, max_list_size=200)
+        lgbm = None if args.no_lightgbm else run_lightgbm(data, max_list_size=200)
         ndcg = report.evaluation["metrics"].get("ndcg_10")  # RankingEvaluator, eval split, full lists
-        results.append((size, rows, run, seconds, ndcg, lgbm, rows_read))
+        results.append((size, rows, run, seconds, ndcg, lgbm, rows_read, peaks, cpu))
         print(f"{size} queries done: {json.dumps(run)}", file=sys.stderr)
 
-    print(f"command: python benchmarks/scaling.py --sizes {args.sizes}")
+    print(f"command: python benchmarks/scaling.py --sizes {args.sizes}{' --no-lightgbm' if args.no_lightgbm else ''}")
     print(f"machine: {platform.platform()}, {platform.processor() or platform.machine()}, {os.cpu_count()} cores")
     print(f"load:    {os.getloadavg()[0]:.1f} (1-min load average at the end)")
     print("data:    ltr sample-data --shape mslr (136 float features, ~120 documents per query); default config")
@@ -230,12 +264,31 @@ def main() -> None:
     header += ["peak RSS MiB", "NDCG@10", "LightGBM s", "LightGBM NDCG@10"]
     print("| " + " | ".join(header) + " |")
     print("|" + "---:|" * len(header))
-    for size, rows, run, seconds, ndcg, lgbm, rows_read in results:
+    for size, rows, run, seconds, ndcg, lgbm, rows_read, _, _ in results:
         cells = [f"{size:,}", f"{rows:,}", *[f"{seconds.get(n, 0):.1f}" for n in names], f"{run['seconds']:.1f}"]
         example_gen = seconds.get("ElwcExampleGen") or float("nan")
         cells += [f"{rows_read / example_gen:,.0f}", f"{rows / run['seconds']:,.0f}", f"{run['peak_rss_mib']:,.0f}"]
-        cells += [f"{ndcg:.4f}" if ndcg is not None else "-", f"{lgbm['seconds']:.1f}", f"{lgbm['ndcg_10']:.4f}"]
+        cells += [f"{ndcg:.4f}" if ndcg is not None else "-"]
+        cells += [f"{lgbm['seconds']:.1f}", f"{lgbm['ndcg_10']:.4f}"] if lgbm else ["-", "-"]
         print("| " + " | ".join(cells) + " |")
+    print()
+    print("Peak RSS (MiB) of the `ltr run` process tree while each component ran:")
+    print()
+    print("| queries | " + " | ".join(f"{n}" for n in names) + " | whole run |")
+    print("|" + "---:|" * (len(names) + 2))
+    for size, _, run, _, _, _, _, peaks, _ in results:
+        cells = [f"{peaks[n]:,.0f}" if peaks.get(n) is not None else "-" for n in names]
+        print(f"| {size:,} | " + " | ".join(cells) + f" | {run['peak_rss_mib']:,.0f} |")
+    print()
+    print("CPU seconds of the `ltr run` process tree while each component ran (less sensitive to load than wall time):")
+    print()
+    print("| queries | " + " | ".join(f"{n}" for n in names) + " | ExampleGen docs per CPU s |")
+    print("|" + "---:|" * (len(names) + 2))
+    for size, _, _, _, _, _, rows_read, _, cpu in results:
+        cells = [f"{cpu[n]:.1f}" if cpu.get(n) is not None else "-" for n in names]
+        example_gen = cpu.get("ElwcExampleGen")
+        rate = f"{rows_read / example_gen:,.0f}" if example_gen else "-"
+        print(f"| {size:,} | " + " | ".join(cells) + f" | {rate} |")
 
 
 if __name__ == "__main__":

@@ -151,6 +151,9 @@ def create_components(config: Config, params: PipelineParameters | None = None) 
         # The Trainer applies the Transform graph to raw ELWC itself (the same
         # path as serving), so nothing is materialized.
         materialize=False,
+        # No pre/post-transform statistics: nothing reads them, and the post-transform ones
+        # cost a second pass transforming every list (time, and memory growing with the split).
+        disable_statistics=True,
     )
     transform.add_upstream_node(example_gen)  # The rolling window has no data edge to it.
     training_custom_config = {**dataclasses.asdict(training), REQUIRE_HYPERPARAMETERS_KEY: not config.tuner.enabled}

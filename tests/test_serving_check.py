@@ -270,3 +270,15 @@ def test_in_the_pipeline_the_trained_model_passes_and_its_registered_version_is_
     assert [a.id for a in report.inputs["RegistryPusher"]["InfraBlessing"]] == [check.id]
     logs = _warmup_logs(report.registration["path"])
     assert {log.predict_log.request.model_spec.signature_name for log in logs} == {"serving_default", "predict_tensors"}
+
+
+def test_requests_read_only_the_lists_they_need(tmp_path):
+    # Lists of 5 documents: 8 lists for the batch request, then enough for a 100-document list.
+    path = str(tmp_path / "eval.gz")
+    with tf.io.TFRecordWriter(path, options="GZIP") as writer:
+        for q in range(500):
+            docs = [{"label": 1, "price": float(d)} for d in range(5)]
+            writer.write(elwc_from_values({"query_id": f"q{q}".encode()}, docs).SerializeToString())
+    assert len(requests_lib.read_records_until([path], lists=8, documents=100)) == 20
+    assert len(requests_lib.read_records_until([path], lists=8, documents=10)) == 8
+    assert len(requests_lib.read_records_until([path], lists=8, documents=10_000)) == 500  # all there are

@@ -9,16 +9,17 @@
                ├─dead_letter──────────────────────────────────────────> WriteToText (.jsonl)
                └─stats──────────────────────────────────────┴─stats─> CombineGlobally -> _stats.json
 
-A file is read a chunk at a time (LETOR: line-aligned chunks of ``chunk_bytes``;
-CSV and Parquet: the file), parsed and typed column-wise (:mod:`formats`,
+A file is read a chunk of about ``chunk_bytes`` at a time (LETOR, JSON Lines: whole
+lines; CSV: whole lines led by the header; Parquet: rows), parsed and typed column-wise (:mod:`formats`,
 :mod:`columns`) and encoded in bulk (:mod:`encode`), two chunks at a time in
 threads (numpy and pyarrow release the GIL). A first, light pass counts
 in how many chunks each query id occurs: a query found in one chunk only is a
 complete list, written straight from that chunk, so nothing proportional to the
 data is held in memory. Only queries spread over several chunks or files (and
-JSON Lines and ELWC inputs, read whole) go through the ``GroupByKey`` as
-pieces. ``Reshuffle`` after matching spreads the files over the workers; the
-split of a list is a hash of its query id, so a query is never in two splits.
+ELWC inputs, read whole) go through the ``GroupByKey`` as pieces, so a list is
+never split, whether or not a query's rows are contiguous. ``Reshuffle`` after
+matching spreads the files over the workers; the split of a list is a hash of its
+query id, so a query is never in two splits.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ PIECES_TAG = "pieces"
 CORRUPT_TAG = "corrupt"
 MAX_DEAD_LETTER_RAW_CHARS = 2000
 # Formats whose query ids are counted first, so that their complete lists skip the GroupByKey.
-COUNTED_FORMATS = ("csv", "parquet", "letor")
+COUNTED_FORMATS = ("csv", "parquet", "letor", "jsonl")
 # Chunks of one file parsed at once, in threads (numpy and pyarrow release the GIL).
 PARSE_THREADS = min(2, os.cpu_count() or 1)
 
@@ -70,17 +71,28 @@ def _open(readable: fileio.ReadableFile):
 
 
 def file_chunks(
-    readable: fileio.ReadableFile, fmt: str, options: formats.FormatOptions, counter: sources.LineCounter | None = None
-) -> Iterator[tuple[int, bytes]]:
-    """(first line, bytes) of each chunk of a file: line-aligned chunks for LETOR, the whole file otherwise."""
+    readable: fileio.ReadableFile,
+    fmt: str,
+    options: formats.FormatOptions,
+    feature_set: FeatureSet,
+    counter: sources.LineCounter | None = None,
+) -> Iterator[tuple[int, bytes | object]]:
+    """(first line or row, chunk) of each chunk of a file, about ``options.chunk_bytes`` each.
+
+    LETOR and JSON Lines: whole lines; CSV: whole lines, each chunk led by the header line
+    (``sources.header_chunks``); Parquet: rows, as a ``pyarrow.Table`` (``formats.parquet_chunks``).
+    """
     source = readable.metadata.path
     counter = counter or sources.LineCounter()
     with _open(readable) as handle:
+        if fmt == "parquet":
+            yield from formats.parquet_chunks(handle, source, options, feature_set)
+            return
         parts = counter(sources.blocks(handle, source))
-        if fmt == "letor":
-            yield from sources.line_chunks(parts, options.chunk_bytes)
+        if fmt == "csv":
+            yield from sources.header_chunks(parts, options.chunk_bytes)
         else:
-            yield 1, b"".join(parts)
+            yield from sources.line_chunks(parts, options.chunk_bytes)
 
 
 def pipelined(function: Callable, items: Iterable, threads: int | None = None) -> Iterator:
@@ -99,7 +111,7 @@ def pipelined(function: Callable, items: Iterable, threads: int | None = None) -
             yield pending.popleft().result()
 
 
-def chunk_query_ids(data: bytes, source: str, fmt: str, options: formats.FormatOptions, feature_set: FeatureSet):
+def chunk_query_ids(data, source: str, fmt: str, options: formats.FormatOptions, feature_set: FeatureSet):
     """The distinct typed query ids of one chunk (what the full read will group by)."""
     raw = formats.read_query_ids(data, source, fmt, options, feature_set)
     typed = columns_lib.type_column(raw, feature_set.query_id, [None] * len(raw))
@@ -131,7 +143,7 @@ class CountQueries(_SchemaDoFn):
         if fmt not in COUNTED_FORMATS:
             return
         counter = sources.LineCounter()
-        chunks = file_chunks(readable, fmt, self._options, counter)
+        chunks = file_chunks(readable, fmt, self._options, self._feature_set, counter)
         try:
             for query_ids in pipelined(
                 lambda chunk: chunk_query_ids(chunk[1], source, fmt, self._options, self._feature_set), chunks
@@ -163,7 +175,7 @@ class ReadChunks(_SchemaDoFn):
             )
             return
         if fmt in COUNTED_FORMATS:
-            chunks = file_chunks(readable, fmt, self._options)
+            chunks = file_chunks(readable, fmt, self._options, self._feature_set)
             for parsed in pipelined(lambda chunk: self._parse(chunk[1], source, fmt, chunk[0], shared), chunks):
                 yield from self._emit(*parsed)
         else:
@@ -177,16 +189,14 @@ class ReadChunks(_SchemaDoFn):
                     STATS_TAG, {"files": 1, "rows": entry["rows"], "bad": {sources.CORRUPT_FILE: entry["rows"]}}
                 )
                 return
-            if fmt == "elwc":
-                pieces, dead, stats = elwc_file_pieces(data, source, self._feature_set, self._max_list_size)
-                for query_id, piece in pieces:
-                    yield beam.pvalue.TaggedOutput(PIECES_TAG, (query_id, piece))
-                yield from self._finish(dead, stats)
-            else:
-                yield from self._emit(*self._parse(data, source, fmt, 1, None))
+            # ELWC: every record is already a list; lists of one query in several records are merged.
+            pieces, dead, stats = elwc_file_pieces(data, source, self._feature_set, self._max_list_size)
+            for query_id, piece in pieces:
+                yield beam.pvalue.TaggedOutput(PIECES_TAG, (query_id, piece))
+            yield from self._finish(dead, stats)
         yield beam.pvalue.TaggedOutput(STATS_TAG, {"files": 1})
 
-    def _parse(self, data: bytes, source: str, fmt: str, first_line: int, shared: dict | None) -> tuple:
+    def _parse(self, data: bytes | object, source: str, fmt: str, first_line: int, shared: dict | None) -> tuple:
         """One chunk -> (pieces of queries found elsewhere too, complete lists, dead letter, stats).
 
         Runs in a worker thread (numpy and pyarrow release the GIL): no Beam calls here.
@@ -194,7 +204,7 @@ class ReadChunks(_SchemaDoFn):
         if fmt == "letor":
             raw = formats.read_letor(data, source, self._options, self._feature_set, first_line=first_line)
         else:
-            raw = formats.read_flat_file(data, source, fmt, self._options, self._feature_set)
+            raw = formats.read_flat_file(data, source, fmt, self._options, self._feature_set, first_line)
         del data
         typed = columns_lib.type_table(raw.columns, raw.num_rows, self._feature_set)
         dead = list(raw.dead_letter)

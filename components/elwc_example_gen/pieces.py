@@ -89,8 +89,11 @@ def chunk_lists(
     good = np.flatnonzero(typed.good_mask)
     if not len(good):
         return None
-    columns = {name: column.take(pa.array(good)) for name, column in typed.columns.items()}
-    lines = lines[good]
+    if len(good) < len(typed.bad):
+        columns = {name: column.take(pa.array(good)) for name, column in typed.columns.items()}
+        lines = lines[good]
+    else:
+        columns = dict(typed.columns)
     n = len(good)
     query_ids = columns[feature_set.query_id.name]
     pos_missing, pos, ident = sort_key_columns(columns, feature_set, n)

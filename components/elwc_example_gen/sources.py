@@ -5,6 +5,8 @@
 * ``line_chunks`` regroups blocks into chunks of about ``chunk_bytes`` that end at a
   line boundary, each with the number of its first line, so a large text file is
   parsed a chunk at a time in bounded memory.
+* ``header_chunks`` does the same for a file whose first line is a header (CSV):
+  every chunk starts with that header line, so each parses on its own.
 * ``blank_undecodable_lines`` turns every line that is not valid UTF-8 into a
   dead-letter entry (file, line, the bytes shown escaped) and blanks it in place,
   so the readers skip it as an empty line and line numbers stay exact.
@@ -17,7 +19,7 @@ from collections.abc import Iterable, Iterator
 
 GZIP_MAGIC = b"\x1f\x8b"
 BLOCK_BYTES = 4 << 20
-DEFAULT_CHUNK_BYTES = 16 << 20
+DEFAULT_CHUNK_BYTES = 8 << 20
 UNDECODABLE_LINE = "undecodable_line"
 CORRUPT_FILE = "corrupt_file"
 # examples.on_corrupt_file
@@ -80,7 +82,10 @@ def read_all(handle, source: str) -> bytes:
 
 
 def line_chunks(parts: Iterable[bytes], chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> Iterator[tuple[int, bytes]]:
-    """(number of the chunk's first line, chunk) with every chunk ending at a line end (or the file's end)."""
+    """(number of the chunk's first line, chunk) with every chunk ending at a line end (or the file's end).
+
+    A chunk is at most ``chunk_bytes`` long unless one line is longer (then it is that line).
+    """
     buffered: list[bytes] = []
     size = 0
     line = 1
@@ -90,17 +95,38 @@ def line_chunks(parts: Iterable[bytes], chunk_bytes: int = DEFAULT_CHUNK_BYTES) 
         if size < chunk_bytes:
             continue
         data = b"".join(buffered)
-        cut = data.rfind(b"\n") + 1
-        if cut == 0:  # one line longer than a chunk: keep reading
-            buffered, size = [data], len(data)
-            continue
-        chunk = data[:cut]
-        yield line, chunk
-        line += chunk.count(b"\n")
-        rest = data[cut:]
+        start = 0
+        while len(data) - start >= chunk_bytes:
+            cut = data.rfind(b"\n", start, start + chunk_bytes) + 1
+            if cut <= start:  # one line longer than a chunk: the chunk is that line
+                cut = data.find(b"\n", start + chunk_bytes) + 1
+                if not cut:  # its end is not read yet
+                    break
+            chunk = data[start:cut]
+            yield line, chunk
+            line += chunk.count(b"\n")
+            start = cut
+        rest = data[start:]
         buffered, size = ([rest], len(rest)) if rest else ([], 0)
     if size:
         yield line, b"".join(buffered)
+
+
+def header_chunks(parts: Iterable[bytes], chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> Iterator[tuple[int, bytes]]:
+    """As ``line_chunks``, every chunk led by the file's first line (its header).
+
+    The number given with a chunk is the file line of the chunk's first line *as if*
+    the header were the line just before its own lines: line ``L`` of the chunk (1-based,
+    the header being line 1) is line ``number + L - 1`` of the file, in every chunk.
+    """
+    header = None
+    for line, chunk in line_chunks(parts, chunk_bytes):
+        if header is None:
+            end = chunk.find(b"\n")
+            header = chunk if end < 0 else chunk[: end + 1]
+            yield line, chunk
+        else:
+            yield line - 1, header + chunk
 
 
 def blank_undecodable_lines(data: bytes, source: str, first_line: int = 1) -> tuple[bytes, list[dict]]:

@@ -41,6 +41,20 @@ def read_records(files: Sequence[str], limit: int | None = None) -> list[bytes]:
     return list(dataset.as_numpy_iterator())
 
 
+def read_records_until(files: Sequence[str], lists: int, documents: int) -> list[bytes]:
+    """The first serialized ELWC records of ``files``, as few as hold ``lists`` lists and ``documents``
+    documents (all of them if the files hold fewer): the requests need no more, and the split may be large."""
+    compression = "GZIP" if all(f.endswith(".gz") for f in files) else ""
+    records: list[bytes] = []
+    seen = 0
+    for record in tf.data.TFRecordDataset(list(files), compression_type=compression).as_numpy_iterator():
+        records.append(record)
+        seen += len(parse(record).examples)
+        if len(records) >= lists and seen >= documents:
+            break
+    return records
+
+
 def parse(record: bytes) -> input_pb2.ExampleListWithContext:
     return input_pb2.ExampleListWithContext.FromString(record)
 

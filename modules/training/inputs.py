@@ -24,6 +24,11 @@ from modules.transform.decoder import decode_elwc
 from modules.transform.preprocessing import MISSING_LABEL
 
 TransformFn = Callable[[dict[str, Any]], dict[str, Any]]
+# The training shuffle buffer holds serialized lists: at most this many bytes of them
+# (and at most SHUFFLE_LISTS lists), so its memory does not grow with the split.
+SHUFFLE_BUFFER_BYTES = 64 << 20
+SHUFFLE_LISTS = 4096
+_SIZE_PROBE_LISTS = 64
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,6 +173,14 @@ def raw_to_model_inputs(
     return features, labels
 
 
+def shuffle_buffer_lists(files: list[str], budget_bytes: int = SHUFFLE_BUFFER_BYTES) -> int:
+    """Lists in the training shuffle buffer: ``budget_bytes`` over the mean size of the first lists, 16..4096."""
+    probe = tf.data.TFRecordDataset(files, compression_type="GZIP").take(_SIZE_PROBE_LISTS)
+    sizes = [len(record) for record in probe.as_numpy_iterator()]
+    mean = max(sum(sizes) / len(sizes), 1.0) if sizes else 1.0
+    return int(min(SHUFFLE_LISTS, max(16, budget_bytes // mean)))
+
+
 def make_dataset(
     file_pattern: str | list[str],
     feature_set: FeatureSet,
@@ -188,7 +201,8 @@ def make_dataset(
     (validation: the NDCG of the whole list, as the evaluator computes it).
     ``num_shards``/``shard_index``: distributed training reads every
     ``num_shards``-th list from ``shard_index`` on, before decoding, so each
-    input pipeline decodes only its own lists.
+    input pipeline decodes only its own lists. The shuffle buffer holds about
+    ``SHUFFLE_BUFFER_BYTES`` of lists (``shuffle_buffer_lists``), not the whole split.
     """
     files = (
         tf.io.gfile.glob(file_pattern)
@@ -201,7 +215,7 @@ def make_dataset(
     if num_shards > 1:
         dataset = dataset.shard(num_shards, shard_index)
     if shuffle:
-        dataset = dataset.shuffle(4096, seed=seed, reshuffle_each_iteration=True)
+        dataset = dataset.shuffle(shuffle_buffer_lists(sorted(files)), seed=seed, reshuffle_each_iteration=True)
     if repeat:
         dataset = dataset.repeat()
     dataset = dataset.batch(batch_size, drop_remainder=repeat)
