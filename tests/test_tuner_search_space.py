@@ -35,7 +35,7 @@ def _batch(feature_set, seed: int = 0):
 
 def test_space_declares_every_scorer_and_more_than_the_basic_losses():
     hp = hparams.search_space(kt.HyperParameters())
-    assert set(hp._hps["scorer"][0].values) == set(hparams.SCORERS) == {"dnn", "dasalc"}
+    assert set(hp._hps["scorer"][0].values) == set(hparams.SCORERS) == {"dnn", "dasalc", "trees"}
     assert {"softmax_loss", "approx_ndcg_loss", "pairwise_logistic_loss", "list_mle_loss"} < set(hparams.LOSSES)
     assert hp._hps["learning_rate"][0].sampling == "log"
     assert hparams.values(hp) == hparams.DEFAULTS
