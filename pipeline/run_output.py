@@ -352,6 +352,11 @@ def describe_outputs(outputs: dict[str, list]) -> str:
     if "ModelRun" in outputs:
         metrics = _read_json(outputs["ModelRun"][-1].uri, "metrics.json")
         history = metrics.get("validation_history") or [float("nan")]
+        if "trees" in metrics:  # the trees scorer: one fit, no epochs
+            return (
+                f"gradient-boosted trees: {metrics['trees']} trees on {metrics.get('train_documents', 0):,} "
+                f"documents, val NDCG@10 {history[-1]:.4f}"
+            )
         return (
             f"{metrics.get('train_steps')} steps, {metrics.get('epochs_run')} epochs, "
             f"final val NDCG@10 {history[-1]:.4f} (best epoch {metrics.get('best_epoch')})"
