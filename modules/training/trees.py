@@ -58,6 +58,9 @@ class TreesRanker(tf.keras.Model):
             max_depth=depth,
             shrinkage=shrinkage,
             random_seed=seed,
+            # Histogram splits over 255 bins, as LightGBM: ~6x faster on 136 features than
+            # YDF's exact split search, for the same kind of trees.
+            discretize_numerical_features=True,
             verbose=0,
         )
 
