@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from components.serving_check import executor as check_executor
 from modules.features import MASK_KEY
+from modules.serving import loading
 from modules.training import hparams
 from modules.training.inputs import FnInputs
 from modules.training.model import build_model
@@ -57,7 +58,8 @@ def test_trees_train_on_the_transform_outputs_and_report_their_eval_metrics(tree
 def test_both_signatures_agree_with_the_trees_own_scores(trees_model):
     """Same seed, same data: the exported forest scores every list as the fitted Keras/TF-DF model."""
     job, _, model, inputs = trees_model
-    served = tf.saved_model.load(job.serving_model_dir)
+    assert loading.op_packages(job.serving_model_dir) == ["tensorflow_decision_forests"]
+    served = loading.load(job.serving_model_dir)
     records = read_records(f"{job.eval_files[0].rsplit('/', 1)[0]}/*.gz")[:12]
     out = served.signatures["serving_default"](examples=tf.constant(records))
     features, _ = next(iter(inputs.dataset(job.eval_files, train=False, batch_size=len(records))))
