@@ -236,13 +236,19 @@ def is_trees(hp: kt.HyperParameters) -> bool:
     return hp.get("scorer") == "trees"
 
 
-def build_trees(model_inputs: ModelInputs, hp: kt.HyperParameters, seed: int = 0) -> tf.keras.Model:
-    """The ``trees`` scorer, compiled with the ranking metrics (trained by ``fit_lists``, not ``fit``)."""
+def build_trees(
+    model_inputs: ModelInputs, hp: kt.HyperParameters, seed: int = 0, budget_fraction: float = 1.0
+) -> tf.keras.Model:
+    """The ``trees`` scorer, compiled with the ranking metrics (trained by ``fit_lists``, not ``fit``).
+
+    ``budget_fraction``: a Tuner trial grows that fraction of the ``trees`` (at least 10), as
+    a neural trial runs that fraction of the Trainer's steps, so trials compare at equal budget.
+    """
     from modules.training.trees import TreesRanker  # TF-DF loads its ops: only when trees are used.
 
     model = TreesRanker(
         model_inputs,
-        trees=int(hp.get("trees")),
+        trees=max(10, round(int(hp.get("trees")) * min(1.0, budget_fraction))),
         depth=int(hp.get("tree_depth")),
         shrinkage=float(hp.get("shrinkage")),
         seed=seed,
@@ -257,6 +263,7 @@ def build_model(
     steps_per_execution: int = 1,
     train_steps: int = 1000,
     seed: int = 0,
+    budget_fraction: float = 1.0,
     **compile_kwargs,
 ) -> tf.keras.Model:
     """Builds and compiles the ranking model for transformed, densified inputs.
@@ -269,7 +276,7 @@ def build_model(
     """
     search_space(hp)
     if is_trees(hp):
-        return build_trees(model_inputs, hp, seed)
+        return build_trees(model_inputs, hp, seed, budget_fraction)
     model = make_model_builder(model_inputs, hp).build()
     model.compile(
         optimizer=tf.keras.optimizers.Adam(learning_rate=learning_rate(hp, train_steps)),

@@ -5,8 +5,9 @@ transformed, densified inputs (numeric blocks, id features, mask) in, scores
 ``[B, L]`` out. Inside, every (list, document) position becomes one row of
 ``[context block, document block, ids]`` for a ``tfdf.keras.GradientBoostedTreesModel``
 (task RANKING, LambdaMART on NDCG, lists as ranking groups). It is trained on the
-Transform outputs of the train split, full lists, with the eval split as the
-validation set of the trees' early stopping, and exported by
+Transform outputs of the train split, full lists; its early stopping holds out every
+10th train list, never the eval split, so the eval NDCG that
+selects among trials is as unseen for the trees as for the neural models. Exported by
 ``modules.serving.signatures`` with the same signatures and Transform graph as the
 neural models. Serving it needs TF-DF's inference ops: TF Serving >= 2.11 has them
 built in; a Python process must ``import tensorflow_decision_forests`` before loading.
@@ -25,6 +26,7 @@ ROWS_KEY = "x"
 GROUP_KEY = "list"
 # YDF's ranking loss (LambdaMART with NDCG@5 lambdas; TF-DF 1.8's only NDCG-based one besides XE_NDCG_MART).
 LOSS = "LAMBDA_MART_NDCG5"
+HOLDOUT_EVERY = 10  # every 10th train list is the trees' early-stopping set
 
 
 def document_rows(features: dict[str, tf.Tensor], model_inputs: ModelInputs) -> tf.Tensor:
@@ -75,25 +77,28 @@ class TreesRanker(tf.keras.Model):
         """What the exported SavedModel must track besides variables: the forest and its assets."""
         return self.gbt
 
-    def fit_lists(self, train: tf.data.Dataset, validation: tf.data.Dataset | None = None) -> dict[str, int]:
-        """Trains on every real document of one pass over ``train`` (full lists, ``(features, labels)``)."""
-        train_rows = _rows_and_groups(train, self.model_inputs)
-        validation_rows = _rows_and_groups(validation, self.model_inputs) if validation is not None else None
+    def fit_lists(self, train: tf.data.Dataset) -> dict[str, int]:
+        """Trains on every real document of one pass over ``train`` (full lists, ``(features, labels)``).
 
-        def as_dataset(table):
-            rows, groups, labels = table
-            return tf.data.Dataset.from_tensor_slices(({ROWS_KEY: rows, GROUP_KEY: groups}, labels)).batch(8192)
+        Every ``HOLDOUT_EVERY``-th list is held out for the trees' early stopping: a fixed,
+        whole-list choice (YDF's own ``validation_ratio`` sampling is not reproducible here).
+        """
+        rows, groups, labels = _rows_and_groups(train, self.model_inputs)
+        list_ids = groups.astype(np.int64)
+        held_out = (list_ids % HOLDOUT_EVERY) == HOLDOUT_EVERY - 1
+        if not held_out.any() or held_out.all():
+            held_out[:] = False
 
-        self.gbt.fit(
-            as_dataset(train_rows),
-            validation_data=as_dataset(validation_rows) if validation_rows else None,
-            verbose=0,
-        )
-        return {"train_documents": len(train_rows[2]), "trees": int(self.gbt.make_inspector().num_trees())}
+        def as_dataset(keep):
+            features = {ROWS_KEY: rows[keep], GROUP_KEY: groups[keep].astype(str).astype(object)}
+            return tf.data.Dataset.from_tensor_slices((features, labels[keep])).batch(8192)
+
+        self.gbt.fit(as_dataset(~held_out), validation_data=as_dataset(held_out) if held_out.any() else None, verbose=0)
+        return {"train_documents": int((~held_out).sum()), "trees": int(self.gbt.make_inspector().num_trees())}
 
 
 def _rows_and_groups(dataset: tf.data.Dataset, model_inputs: ModelInputs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Real documents only (mask and a label), their list as the ranking group (a string, as TF-DF wants)."""
+    """Real documents only (mask and a label), and the index of their list (the ranking group)."""
     rows, groups, labels = [], [], []
     offset = 0
 
@@ -113,6 +118,6 @@ def _rows_and_groups(dataset: tf.data.Dataset, model_inputs: ModelInputs) -> tup
         raise ValueError("no lists to train the trees on")
     return (
         np.concatenate(rows).astype(np.float32),
-        np.concatenate(groups).astype(str).astype(object),
+        np.concatenate(groups),
         np.concatenate(labels).astype(np.float32),
     )

@@ -90,7 +90,7 @@ class RankingSearch(kt.Tuner):
         hp = trial.hyperparameters
         model = self.hypermodel.build(hp)
         if is_trees(hp):
-            model.fit_lists(self.trees_train_data, self.eval_data)
+            model.fit_lists(self.trees_train_data)  # early stopping on held-out train lists, not eval
         else:
             kwargs = dict(kwargs, callbacks=self._deepcopy_callbacks(kwargs.get("callbacks", [])))
             if "tuner/epochs" in hp.values:  # Hyperband's budget for this trial (trained from scratch)
@@ -181,6 +181,9 @@ def tuner_fn(fn_args) -> TunerFnResult:
             steps_per_execution=config.steps_per_execution,
             train_steps=steps_per_epoch * epochs,
             seed=config.seed,
+            # A trial gets the same fraction of its final budget whatever the scorer: the
+            # neural ones that fraction of the Trainer's steps, the trees that of their trees.
+            budget_fraction=steps_per_epoch * epochs / max(1, config.train_steps),
         )
 
     eval_data = inputs.dataset(fn_args.eval_files, train=False)
