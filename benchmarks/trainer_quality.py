@@ -21,6 +21,7 @@ import tensorflow as tf  # noqa: E402
 from tensorflow_serving.apis import input_pb2  # noqa: E402
 
 from modules.ranking_metrics import mean_ndcg  # noqa: E402
+from modules.serving import loading  # noqa: E402
 from modules.training.config import METRICS_FILE  # noqa: E402
 from pipeline.report import latest_run_report  # noqa: E402
 from pipeline.sample_data import read_oracle  # noqa: E402
@@ -36,7 +37,7 @@ def main(argv: list[str] | None = None) -> None:
     oracle = read_oracle(os.path.join(args.home, "data"), span)
     files = sorted(glob.glob(os.path.join(examples.uri, "Split-eval", "*.gz")))
     records = [r.numpy() for r in tf.data.TFRecordDataset(files, compression_type="GZIP")]
-    serve = tf.saved_model.load(os.path.join(report.artifact("Model").uri, "Format-Serving"))
+    serve = loading.load(os.path.join(report.artifact("Model").uri, "Format-Serving"))
     scores = serve.signatures["serving_default"](examples=tf.constant(records))["scores"].numpy()
     model_lists, oracle_lists = [], []
     for record, row in zip(records, scores, strict=True):

@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 from components.registry_pusher.names import NAME_RULE, is_valid_name
-from modules.training.config import STRATEGIES, TUNER_ALGORITHMS, TrainingConfig, TunerSettings
+from modules.training.config import STRATEGIES, TUNER_ALGORITHMS, TUNER_BUDGETS, TrainingConfig, TunerSettings
 
 # Kept here (not imported from components/) so loading a config stays light.
 EVALUATION_METRICS = ("ndcg_1", "ndcg_5", "ndcg_10", "mrr")
@@ -184,9 +184,10 @@ _CHECKS: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
     ("training", "parameter_servers"): (lambda v: v > 0, "must be > 0"),
     ("training", "cluster_timeout_s"): (lambda v: v > 0, "must be > 0"),
     ("tuner", "algorithm"): (lambda v: v in TUNER_ALGORITHMS, f"must be one of {', '.join(TUNER_ALGORITHMS)}"),
-    ("tuner", "max_trials"): (lambda v: v > 0, "must be > 0"),
-    ("tuner", "epochs"): (lambda v: v > 0, "must be > 0"),
-    ("tuner", "train_steps"): (lambda v: v > 0, "must be > 0"),
+    ("tuner", "budget"): (lambda v: v in TUNER_BUDGETS, f"must be one of {', '.join(TUNER_BUDGETS)}"),
+    ("tuner", "max_trials"): (lambda v: v is None or v > 0, "must be null (from tuner.budget) or > 0"),
+    ("tuner", "epochs"): (lambda v: v is None or v > 0, "must be null (from tuner.budget) or > 0"),
+    ("tuner", "train_steps"): (lambda v: v is None or v > 0, "must be null (from tuner.budget) or > 0"),
     ("evaluation", "metric"): (lambda v: v in EVALUATION_METRICS, f"must be one of {', '.join(EVALUATION_METRICS)}"),
     ("evaluation", "min_value"): (lambda v: v is None or 0 <= v <= 1, "must be null or within [0, 1]"),
     ("evaluation", "max_regression"): (lambda v: 0 <= v <= 1, "must be within [0, 1]"),

@@ -352,6 +352,11 @@ def describe_outputs(outputs: dict[str, list]) -> str:
     if "ModelRun" in outputs:
         metrics = _read_json(outputs["ModelRun"][-1].uri, "metrics.json")
         history = metrics.get("validation_history") or [float("nan")]
+        if "trees" in metrics:  # the trees scorer: one fit, no epochs
+            return (
+                f"gradient-boosted trees: {metrics['trees']} trees on {metrics.get('train_documents', 0):,} "
+                f"documents, val NDCG@10 {history[-1]:.4f}"
+            )
         return (
             f"{metrics.get('train_steps')} steps, {metrics.get('epochs_run')} epochs, "
             f"final val NDCG@10 {history[-1]:.4f} (best epoch {metrics.get('best_epoch')})"
@@ -359,7 +364,12 @@ def describe_outputs(outputs: dict[str, list]) -> str:
     if "TunerResults" in outputs:
         results = _read_json(outputs["TunerResults"][-1].uri, "tuner_results.json")
         best = max((r["score"] for r in results if r.get("score") is not None), default=float("nan"))
-        return f"{len(results)} trial(s), best val NDCG@10 {best:.4f}"
+        uri = outputs["TunerResults"][-1].uri
+        selection = (
+            _read_json(uri, "selection.json").get("summary") if os.path.exists(f"{uri}/selection.json") else None
+        )
+        chosen = f"; selected: {selection}" if selection else ""
+        return f"{len(results)} trial(s), best val NDCG@10 {best:.4f}{chosen}"
     if "Examples" in outputs:
         e = outputs["Examples"][-1]
         splits = json.loads(e.properties["split_names"].string_value) if "split_names" in e.properties else []

@@ -30,8 +30,24 @@ def columns(elwc, names, context_names):
     return out
 
 
+def _load(model_dir):
+    """As the ServingCheck's probe (loaded from its file, not through the project): TF-DF only for trees."""
+    import importlib
+    import importlib.util
+
+    path = os.path.join(
+        os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "components", "serving_check", "probe.py"
+    )
+    spec = importlib.util.spec_from_file_location("ltr_serving_probe", path)
+    probe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(probe)
+    for package in probe.ops_packages(model_dir):
+        importlib.import_module(package)
+    return tf.saved_model.load(model_dir)
+
+
 def main(model_dir, records_path, out_path):
-    model = tf.saved_model.load(model_dir)
+    model = _load(model_dir)
     records = [r.numpy() for r in tf.data.TFRecordDataset(records_path)]
     elwc_out = model.signatures["serving_default"](examples=tf.constant(records))
     transformed = model.signatures["transform_features"](examples=tf.constant(records))

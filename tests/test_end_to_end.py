@@ -11,6 +11,7 @@ import tensorflow as tf
 from tensorflow_serving.apis import input_pb2
 
 from modules.ranking_metrics import mean_ndcg, random_ndcg
+from modules.serving import loading
 from pipeline.config import apply_overrides, load_config
 from pipeline.local_run import run_local
 from pipeline.retraining import RetrainingError
@@ -66,7 +67,7 @@ def test_registered_model_scores_serialized_elwc_and_beats_random(pipeline_run):
     registration = report.registration
     assert registration["version"] == 1
     assert os.path.isfile(os.path.join(registration["path"], "saved_model.pb"))
-    model = tf.saved_model.load(registration["path"])
+    model = loading.load(registration["path"])
     serve = model.signatures["serving_default"]
 
     eval_uri = os.path.join(report.artifact("Examples").uri, "Split-eval", "*.gz")

@@ -16,6 +16,7 @@ from tensorflow_serving.apis import input_pb2
 
 from components.elwc_example_gen.elwc import elwc_from_values
 from modules.features import DOCUMENT_BLOCK, Role, Transform
+from modules.serving import loading
 from modules.training.inputs import ModelInputs, raw_to_model_inputs
 from tests.helpers import read_records
 
@@ -105,7 +106,7 @@ def test_elwc_and_tensor_signatures_return_identical_scores(served):
 @pytest.fixture(scope="module")
 def model(pipeline_run):
     _, report = pipeline_run
-    return tf.saved_model.load(report.registration["path"])
+    return loading.load(report.registration["path"])
 
 
 def _elwc(documents: list[dict], context: dict | None = None) -> bytes:

@@ -180,6 +180,7 @@ def test_a_servable_model_passes_records_latency_and_is_pushed_with_its_warmup_r
             assert 0 < p50 <= p99
     report = json.loads(open(os.path.join(blessing.uri, check_executor.RESULT_FILE)).read())
     assert report["leaked_modules"] == []
+    assert report["op_packages"] == []  # a neural model loads with TensorFlow alone (no TF-DF import)
 
     # The warmup file is TF Serving's format: PredictionLog records with PredictRequests
     # for both signatures, built from the real eval lists.

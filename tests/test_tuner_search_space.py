@@ -6,6 +6,7 @@ import keras_tuner as kt
 import numpy as np
 import pytest
 import tensorflow as tf
+import tensorflow_ranking as tfr
 
 from modules.features import CONTEXT_BLOCK, DOCUMENT_BLOCK, MASK_KEY
 from modules.training import hparams
@@ -35,7 +36,7 @@ def _batch(feature_set, seed: int = 0):
 
 def test_space_declares_every_scorer_and_more_than_the_basic_losses():
     hp = hparams.search_space(kt.HyperParameters())
-    assert set(hp._hps["scorer"][0].values) == set(hparams.SCORERS) == {"dnn", "dasalc"}
+    assert set(hp._hps["scorer"][0].values) == set(hparams.SCORERS) == {"dnn", "dasalc", "trees"}
     assert {"softmax_loss", "approx_ndcg_loss", "pairwise_logistic_loss", "list_mle_loss"} < set(hparams.LOSSES)
     assert hp._hps["learning_rate"][0].sampling == "log"
     assert hparams.values(hp) == hparams.DEFAULTS
@@ -87,3 +88,86 @@ def test_padding_does_not_change_real_scores(feature_set):
     model = build_model(_inputs(feature_set), hparams.fixed(scorer="dasalc", dropout=0.0))
     a, b = model(features, training=False).numpy(), model(changed, training=False).numpy()
     assert np.allclose(a[2, 0], b[2, 0], atol=1e-5)
+
+
+def test_losses_include_lambda_weighted_neural_sort_and_gumbel_variants():
+    from modules.training import losses
+
+    assert {
+        "softmax_loss+ndcg",
+        "pairwise_logistic_loss+ndcg",
+        "pairwise_logistic_loss+ndcg2",
+        "neural_sort_ndcg_loss",
+        "gumbel_neural_sort_ndcg_loss",
+        "gumbel_approx_ndcg_loss",
+    } <= set(hparams.LOSSES)
+    weighted = losses.get("pairwise_logistic_loss+ndcg")
+    assert isinstance(weighted._lambda_weight, tfr.keras.losses.NDCGLambdaWeight)
+    assert losses.get("pairwise_logistic_loss")._lambda_weight is None
+    # The lambda weight changes the loss: pairs at the top of the ideal order weigh more.
+    labels = tf.constant([[2.0, 0.0, 1.0, 0.0]])
+    scores = tf.constant([[0.1, 0.9, 0.3, 0.2]])
+    assert float(weighted(labels, scores)) != pytest.approx(float(losses.get("pairwise_logistic_loss")(labels, scores)))
+    # NeuralSort: a perfect order costs less than its reverse; padding (-1) is ignored.
+    ndcg = losses.get("neural_sort_ndcg_loss")
+    good, bad = tf.constant([[3.0, 1.0, 2.0, 0.0]]), tf.constant([[0.0, 2.0, 1.0, 3.0]])
+    assert float(ndcg(labels, good)) < float(ndcg(labels, bad))
+    padded = tf.constant([[2.0, 0.0, 1.0, 0.0, -1.0]])
+    assert float(ndcg(padded, tf.concat([good, [[50.0]]], 1))) == pytest.approx(float(ndcg(labels, good)), abs=1e-5)
+    with pytest.raises(ValueError, match="unknown lambda weight"):
+        losses.get("softmax_loss+mrr")
+
+
+def test_the_portfolio_comes_first_then_seeded_random_proposals(tmp_path):
+    from modules.training.config import TunerSettings
+    from modules.training.tuner import make_tuner
+
+    def proposals(seed: int) -> list[dict]:
+        tuner = make_tuner(TunerSettings(max_trials=6), lambda hp: None, str(tmp_path / str(seed)), seed)
+        out = []
+        for _ in range(6):
+            trial = tuner.oracle.create_trial("t")
+            out.append(hparams.values(trial.hyperparameters))
+            tuner.oracle.end_trial(trial)  # no score needed for the next proposal
+        return out
+
+    first = proposals(3)
+    assert first[:3] == hparams.portfolio_values()
+    assert first[0] == hparams.DEFAULTS and first[1]["scorer"] == "trees" and first[2]["scorer"] == "dasalc"
+    assert len({str(v) for v in first}) == 6  # random proposals after it, no repeats
+    assert proposals(3) == first  # seeded
+    assert proposals(4)[3:] != first[3:]
+
+
+def test_gaussian_input_noise_acts_in_training_only(feature_set):
+    features, _ = _batch(feature_set)
+    tf.keras.utils.set_random_seed(0)
+    model = build_model(_inputs(feature_set), hparams.fixed(input_noise=0.2, dropout=0.0, batch_norm=False))
+    assert any(isinstance(layer, tf.keras.layers.GaussianNoise) for layer in _all_layers(model))
+    served = model(features, training=False).numpy()
+    assert np.allclose(served, model(features, training=False).numpy())  # deterministic when serving
+    assert not np.allclose(served, model(features, training=True).numpy(), atol=1e-4)
+
+
+def _all_layers(layer):
+    for child in getattr(layer, "layers", []):
+        yield child
+        yield from _all_layers(child)
+
+
+@pytest.mark.parametrize(
+    ("schedule", "warmup", "at"),
+    [
+        ("constant", 0.1, {0: 0.001, 9: 0.01, 50: 0.01, 99: 0.01}),
+        ("cosine", 0.0, {0: 0.01, 50: 0.005, 100: 0.0}),
+        ("exponential", 0.0, {0: 0.01, 100: 0.001}),
+        ("cosine", 0.1, {0: 0.001, 50: 0.005}),
+    ],
+)
+def test_learning_rate_schedules_and_warmup(schedule, warmup, at):
+    from modules.training.model import learning_rate
+
+    rate = learning_rate(hparams.fixed(learning_rate=0.01, lr_schedule=schedule, warmup=warmup), train_steps=100)
+    for step, expected in at.items():
+        value = float(rate(step)) if callable(rate) else rate
+        assert value == pytest.approx(expected, abs=2e-4), (step, value)

@@ -105,9 +105,7 @@ def _baseline(input_dict, exec_properties) -> Iterator[Baseline | None]:
     wired = input_dict.get("baseline_model") or []
     if wired:
         model = wired[0]
-        yield Baseline(
-            path_utils.serving_model_path(model.uri), f"model {model.id} (wired)", model.id, model.uri, None
-        )
+        yield Baseline(path_utils.serving_model_path(model.uri), f"model {model.id} (wired)", model.id, model.uri, None)
         return
     with _served_baseline(exec_properties) as served:
         yield served

@@ -19,6 +19,7 @@ import tensorflow as tf
 from tensorflow_serving.apis import input_pb2
 
 from components.ranking_evaluator.metrics import ListTable
+from modules.serving import loading
 
 SIGNATURE = "serving_default"
 INPUT_KEY = "examples"
@@ -89,7 +90,7 @@ class ServingScorer:
 
     def __init__(self, saved_model_dir: str):
         self.path = saved_model_dir
-        loaded = tf.saved_model.load(saved_model_dir)
+        loaded = loading.load(saved_model_dir)  # TF-DF's ops too, for a trees model
         if SIGNATURE not in loaded.signatures:
             raise ValueError(f"SavedModel '{saved_model_dir}' has no '{SIGNATURE}' signature")
         self._loaded = loaded  # Keeps the variables alive.

@@ -162,6 +162,7 @@ class Executor(base_executor.BaseExecutor):
             latency_ms=latency,
             load_s=result.get("load_s"),
             leaked_modules=result.get("leaked_modules"),
+            op_packages=result.get("op_packages", []),  # imported for their ops (TF-DF for trees)
         )
         if blessed:
             # TF Serving replays assets.extra/tf_serving_warmup_requests when it loads the model;

@@ -175,5 +175,8 @@ def export_serving_model(
     """
     served = tf.Module()
     served.model_variables = list(model.variables)  # Tracked: the signatures read them.
+    dependencies = getattr(model, "serving_dependencies", None)
+    if dependencies is not None:  # e.g. the trees scorer's forest (TF-DF model resources and assets)
+        served.model_dependencies = dependencies
     served.tft_layer = tft_layer  # Tracked, so the Transform graph and its assets are saved.
     tf.saved_model.save(served, path, signatures=make_signatures(model, tft_layer, feature_set, model_inputs))

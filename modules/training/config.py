@@ -15,6 +15,14 @@ from typing import Any
 # ParameterServerStrategy with `workers` workers and `parameter_servers` ps.
 STRATEGIES = ("none", "mirrored", "multi_worker", "parameter_server")
 TUNER_ALGORITHMS = ("random", "bayesian", "hyperband")
+# tuner.budget -> (trials, steps per trial, epochs per trial); explicit tuner keys win.
+# small: the defaults and the trees, briefly; default: the whole portfolio (defaults,
+# trees, DASALC), minutes on 2 cores; large: an overnight search.
+TUNER_BUDGETS: dict[str, tuple[int, int, int]] = {
+    "small": (2, 60, 1),
+    "default": (3, 120, 2),
+    "large": (40, 1000, 5),
+}
 TUNER_CONFIG_KEY = "tuner"
 # What run_fn writes into the ModelRun artifact (eval metrics, history, hyperparameters);
 # here, not in modules.training.trainer, so readers (report, Pusher) need not import TensorFlow.
@@ -53,10 +61,19 @@ class TunerSettings:
 
     enabled: bool = True
     algorithm: str = "random"
-    max_trials: int = 3
-    train_steps: int = 120  # steps per trial (per Hyperband epoch: train_steps // epochs)
-    epochs: int = 2  # epochs per trial (Hyperband: the most epochs a trial gets)
+    budget: str = "default"  # small | default | large: trials, steps and epochs (TUNER_BUDGETS)
+    max_trials: int | None = None  # None: from the budget
+    train_steps: int | None = None  # steps per trial (per Hyperband epoch: train_steps // epochs); None: budget
+    epochs: int | None = None  # epochs per trial (Hyperband: the most epochs a trial gets); None: budget
     hyperparameters_uri: str | None = None  # retraining (enabled: false): import these
+
+    def __post_init__(self):
+        if self.budget not in TUNER_BUDGETS:
+            raise ValueError(f"unknown tuner budget '{self.budget}' (expected one of {', '.join(TUNER_BUDGETS)})")
+        trials, steps, epochs = TUNER_BUDGETS[self.budget]
+        self.max_trials = trials if self.max_trials is None else self.max_trials
+        self.train_steps = steps if self.train_steps is None else self.train_steps
+        self.epochs = epochs if self.epochs is None else self.epochs
 
     @classmethod
     def from_custom_config(cls, custom_config: dict[str, Any] | None) -> TunerSettings:

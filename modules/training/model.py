@@ -7,6 +7,7 @@ import tensorflow as tf
 import tensorflow_ranking as tfr
 
 from modules.features import CONTEXT_BLOCK, DOCUMENT_BLOCK, MASK_KEY
+from modules.training import losses
 from modules.training.hparams import search_space
 from modules.training.inputs import ModelInputs
 
@@ -48,12 +49,59 @@ def ranking_metrics() -> list[tf.keras.metrics.Metric]:
     ]
 
 
+def _flat_inputs(context_features, example_features, mask) -> tf.Tensor:
+    """``[B*L, F]``: every document's context and document inputs (TF-Ranking's circular padding)."""
+    flat_context, flat_examples = tfr.keras.layers.FlattenList()(inputs=(context_features, example_features, mask))
+    return tf.concat(
+        [tf.keras.layers.Flatten()(flat_context[k]) for k in sorted(flat_context)]
+        + [tf.keras.layers.Flatten()(flat_examples[k]) for k in sorted(flat_examples)],
+        axis=1,
+    )
+
+
+def _normalised(inputs: tf.Tensor, batch_norm: bool, noise: float, name: str) -> tf.Tensor:
+    """DASALC's input layer: batch normalisation of the (log1p) inputs, then Gaussian noise
+    (``noise`` = its stddev, in batch-normalised units; training only, the served graph has none)."""
+    if batch_norm:
+        inputs = tf.keras.layers.BatchNormalization(name=f"{name}_bn")(inputs)
+    if noise > 0:
+        inputs = tf.keras.layers.GaussianNoise(noise, name=f"{name}_noise")(inputs)
+    return inputs
+
+
+class DnnScorer(tfr.keras.model.Scorer):
+    """TF-Ranking's univariate DNN scorer (``tfr.keras.model.DNNScorer``'s tower) with DASALC's
+    input layer: each document is scored alone from its batch-normalised, noised inputs."""
+
+    def __init__(self, hidden_layer_dims: list[int], dropout: float, batch_norm: bool, input_noise: float = 0.0):
+        self._hidden = list(hidden_layer_dims)
+        self._dropout = dropout
+        self._batch_norm = batch_norm
+        self._noise = input_noise
+
+    def __call__(self, context_features, example_features, mask):
+        inputs = _normalised(
+            _flat_inputs(context_features, example_features, mask), self._batch_norm, self._noise, "input"
+        )
+        tower = tfr.keras.layers.create_tower(
+            hidden_layer_dims=self._hidden,
+            output_units=1,
+            activation=tf.nn.relu,
+            input_batch_norm=False,
+            use_batch_norm=self._batch_norm,
+            dropout=self._dropout,
+            name="dnn_tower",
+        )
+        return tfr.keras.layers.RestoreList()(inputs=(tower(inputs), mask))
+
+
 class DasalcScorer(tfr.keras.model.Scorer):
     """DASALC-style listwise scorer (Qin et al., ICLR 2021) from TF-Ranking layers.
 
-    Each document goes through a DNN tower (``tfr.keras.layers.create_tower``);
-    a stack of multi-head self-attention layers over the list
-    (``tfr.keras.layers.DocumentInteractionAttention``, masked to real
+    Inputs are batch-normalised and, in training, perturbed with Gaussian noise
+    (``input_noise``). Each document goes through a DNN tower
+    (``tfr.keras.layers.create_tower``); a stack of multi-head self-attention layers
+    over the list (``tfr.keras.layers.DocumentInteractionAttention``, masked to real
     documents) gives every document a listwise context vector ``a``; the score
     is ``Dense(1)(h * (1 + a))``, so the context modulates the tower's output.
     Padded documents never influence real ones (the attention is masked and the
@@ -67,19 +115,20 @@ class DasalcScorer(tfr.keras.model.Scorer):
         attention_layers: int,
         dropout: float,
         batch_norm: bool,
+        input_noise: float = 0.0,
     ):
         self._hidden = list(hidden_layer_dims)
         self._heads = attention_heads
         self._attention_layers = attention_layers
         self._dropout = dropout
         self._batch_norm = batch_norm
+        self._noise = input_noise
 
     def __call__(self, context_features, example_features, mask):
         width = self._hidden[-1]
         # [B, L, D]: context features repeated per document, then document features.
         listwise = tfr.keras.layers.ConcatFeatures()(inputs=(context_features, example_features, mask))
-        if self._batch_norm:
-            listwise = tf.keras.layers.BatchNormalization(name="listwise_input_bn")(listwise)
+        listwise = _normalised(listwise, self._batch_norm, self._noise, "listwise_input")
         context = tfr.keras.layers.DocumentInteractionAttention(
             num_heads=self._heads,
             head_size=width,
@@ -88,17 +137,14 @@ class DasalcScorer(tfr.keras.model.Scorer):
             name="document_interaction",
         )(inputs=(listwise, mask))  # [B, L, width]
 
-        flat_context, flat_examples = tfr.keras.layers.FlattenList()(inputs=(context_features, example_features, mask))
-        flat_inputs = tf.concat(
-            [tf.keras.layers.Flatten()(flat_context[k]) for k in sorted(flat_context)]
-            + [tf.keras.layers.Flatten()(flat_examples[k]) for k in sorted(flat_examples)],
-            axis=1,
+        flat_inputs = _normalised(
+            _flat_inputs(context_features, example_features, mask), self._batch_norm, self._noise, "input"
         )
         tower = tfr.keras.layers.create_tower(
             hidden_layer_dims=self._hidden[:-1],
             output_units=width,
             activation=tf.nn.relu,
-            input_batch_norm=self._batch_norm,
+            input_batch_norm=False,
             use_batch_norm=self._batch_norm,
             dropout=self._dropout,
             name="document_tower",
@@ -114,16 +160,10 @@ def make_scorer(hp: kt.HyperParameters) -> tfr.keras.model.Scorer:
     hidden = [units] * int(hp.get("num_layers"))
     dropout = float(hp.get("dropout"))
     batch_norm = bool(hp.get("batch_norm"))
+    noise = float(hp.get("input_noise"))
     scorer = hp.get("scorer")
     if scorer == "dnn":
-        return tfr.keras.model.DNNScorer(
-            hidden_layer_dims=hidden,
-            output_units=1,
-            activation=tf.nn.relu,
-            input_batch_norm=batch_norm,
-            use_batch_norm=batch_norm,
-            dropout=dropout,
-        )
+        return DnnScorer(hidden_layer_dims=hidden, dropout=dropout, batch_norm=batch_norm, input_noise=noise)
     if scorer == "dasalc":
         return DasalcScorer(
             hidden_layer_dims=hidden,
@@ -131,8 +171,9 @@ def make_scorer(hp: kt.HyperParameters) -> tfr.keras.model.Scorer:
             attention_layers=int(hp.get("attention_layers")),
             dropout=dropout,
             batch_norm=batch_norm,
+            input_noise=noise,
         )
-    raise ValueError(f"unknown scorer '{scorer}'")
+    raise ValueError(f"unknown neural scorer '{scorer}'")
 
 
 def make_model_builder(model_inputs: ModelInputs, hp: kt.HyperParameters) -> tfr.keras.model.ModelBuilder:
@@ -152,13 +193,77 @@ def make_model_builder(model_inputs: ModelInputs, hp: kt.HyperParameters) -> tfr
 
 
 def make_loss(hp: kt.HyperParameters) -> tf.keras.losses.Loss:
-    return tfr.keras.losses.get(hp.get("loss"))
+    return losses.get(hp.get("loss"))
+
+
+class WarmupSchedule(tf.keras.optimizers.schedules.LearningRateSchedule):
+    """``schedule(step)`` scaled linearly from ~0 to 1 over the first ``warmup_steps`` steps."""
+
+    def __init__(self, schedule, warmup_steps: int):
+        self.schedule = schedule
+        self.warmup_steps = warmup_steps
+
+    def __call__(self, step):
+        step = tf.cast(step, tf.float32)
+        ramp = tf.minimum(1.0, (step + 1.0) / float(max(1, self.warmup_steps)))
+        return self.schedule(step) * ramp
+
+    def get_config(self):
+        return {"schedule": tf.keras.optimizers.schedules.serialize(self.schedule), "warmup_steps": self.warmup_steps}
+
+
+def learning_rate(hp: kt.HyperParameters, train_steps: int):
+    """The learning rate or schedule over ``train_steps``: constant, cosine decay (to 0) or
+    exponential decay (to a tenth), after a linear warmup over the ``warmup`` fraction of the steps."""
+    rate = float(hp.get("learning_rate"))
+    kind = hp.get("lr_schedule")
+    steps = max(1, int(train_steps))
+    if kind == "constant":
+        schedule = tf.keras.optimizers.schedules.PolynomialDecay(rate, steps, end_learning_rate=rate)
+    elif kind == "cosine":
+        schedule = tf.keras.optimizers.schedules.CosineDecay(rate, steps)
+    elif kind == "exponential":
+        schedule = tf.keras.optimizers.schedules.ExponentialDecay(rate, steps, decay_rate=0.1)
+    else:
+        raise ValueError(f"unknown learning-rate schedule '{kind}'")
+    warmup = int(float(hp.get("warmup")) * steps)
+    if warmup:
+        return WarmupSchedule(schedule, warmup)
+    return rate if kind == "constant" else schedule
+
+
+def is_trees(hp: kt.HyperParameters) -> bool:
+    return hp.get("scorer") == "trees"
+
+
+def build_trees(
+    model_inputs: ModelInputs, hp: kt.HyperParameters, seed: int = 0, budget_fraction: float = 1.0
+) -> tf.keras.Model:
+    """The ``trees`` scorer, compiled with the ranking metrics (trained by ``fit_lists``, not ``fit``).
+
+    ``budget_fraction``: a Tuner trial grows that fraction of the ``trees`` (at least 10), as
+    a neural trial runs that fraction of the Trainer's steps, so trials compare at equal budget.
+    """
+    from modules.training.trees import TreesRanker  # TF-DF loads its ops: only when trees are used.
+
+    model = TreesRanker(
+        model_inputs,
+        trees=max(10, round(int(hp.get("trees")) * min(1.0, budget_fraction))),
+        depth=int(hp.get("tree_depth")),
+        shrinkage=float(hp.get("shrinkage")),
+        seed=seed,
+    )
+    model.compile(loss=losses.get("softmax_loss"), metrics=ranking_metrics())
+    return model
 
 
 def build_model(
     model_inputs: ModelInputs,
     hp: kt.HyperParameters,
     steps_per_execution: int = 1,
+    train_steps: int = 1000,
+    seed: int = 0,
+    budget_fraction: float = 1.0,
     **compile_kwargs,
 ) -> tf.keras.Model:
     """Builds and compiles the ranking model for transformed, densified inputs.
@@ -166,11 +271,15 @@ def build_model(
     Inputs (``modules.training.inputs.densify``): the numeric blocks, context
     ``[B, C]`` and documents ``[B, L, D]``, each id feature ``[B, 1]`` / ``[B, L, 1]``
     (embedded before the scorer) and the boolean mask ``[B, L]``; output: scores ``[B, L]``.
+    ``train_steps``: the length of the learning-rate schedule. The ``trees`` scorer
+    returns a ``TreesRanker`` (trained with ``fit_lists``).
     """
     search_space(hp)
+    if is_trees(hp):
+        return build_trees(model_inputs, hp, seed, budget_fraction)
     model = make_model_builder(model_inputs, hp).build()
     model.compile(
-        optimizer=tf.keras.optimizers.Adam(learning_rate=float(hp.get("learning_rate"))),
+        optimizer=tf.keras.optimizers.Adam(learning_rate=learning_rate(hp, train_steps)),
         loss=make_loss(hp),
         metrics=ranking_metrics(),
         steps_per_execution=steps_per_execution,

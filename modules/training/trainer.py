@@ -28,7 +28,7 @@ from modules.training import distribution
 from modules.training import hparams as hparams_lib
 from modules.training.config import METRICS_FILE, REQUIRE_HYPERPARAMETERS_KEY, TrainingConfig
 from modules.training.inputs import FnInputs, count_records
-from modules.training.model import NDCG_METRIC, VAL_NDCG_METRIC, build_model, ranking_metrics
+from modules.training.model import NDCG_METRIC, VAL_NDCG_METRIC, build_model, is_trees, ranking_metrics
 
 LOGS_DIR = "logs"
 
@@ -162,11 +162,13 @@ def train_and_export(job: TrainJob, strategy: tf.distribute.Strategy | None = No
     Returns the summary written to ``metrics.json`` (also on non-chief workers).
     """
     config = job.config
+    hp = hparams_lib.from_config(job.hyperparameters)
+    if is_trees(hp):
+        return train_trees_and_export(job, hp)
     # Multi-process strategies must exist before any other TensorFlow op runs.
     strategy = strategy or distribution.make_strategy(config.strategy)
     chief = distribution.is_chief()
     inputs = FnInputs.from_paths(job.schema_path, job.transform_graph_path, job.custom_config)
-    hp = hparams_lib.from_config(job.hyperparameters)
     logging.info("Training with hyperparameters %s", hparams_lib.values(hp))
     tf.keras.utils.set_random_seed(config.seed)
 
@@ -193,7 +195,13 @@ def train_and_export(job: TrainJob, strategy: tf.distribute.Strategy | None = No
         validation_steps = job.eval_steps or math.ceil(count_records(job.eval_files) / local_batch)
 
     with strategy.scope():
-        model = build_model(inputs.model_inputs, hp, steps_per_execution=config.steps_per_execution)
+        model = build_model(
+            inputs.model_inputs,
+            hp,
+            steps_per_execution=config.steps_per_execution,
+            train_steps=steps_per_epoch * epochs,
+            seed=config.seed,
+        )
 
     scratch = None if chief else _scratch_dir()
     model_run_dir = job.model_run_dir if chief else os.path.join(scratch, "model_run")
@@ -256,6 +264,52 @@ def train_and_export(job: TrainJob, strategy: tf.distribute.Strategy | None = No
     return summary
 
 
+def train_trees_and_export(job: TrainJob, hp) -> dict[str, Any]:
+    """The ``trees`` scorer: TF-DF's gradient-boosted trees on the train split's full lists
+    (early stopping on every 10th train list, held out), in this process (no distribution strategy:
+    TF-DF trains on one machine), exported like the neural models."""
+    config = job.config
+    inputs = FnInputs.from_paths(job.schema_path, job.transform_graph_path, job.custom_config)
+    logging.info("Training gradient-boosted trees with hyperparameters %s", hparams_lib.values(hp))
+    tf.keras.utils.set_random_seed(config.seed)
+    model = build_model(inputs.model_inputs, hp, seed=config.seed)
+    eval_data = inputs.dataset(job.eval_files, train=False)
+    start = time.perf_counter()
+    fitted = model.fit_lists(inputs.dataset(job.train_files, train=False))
+    seconds = time.perf_counter() - start
+    metrics = model.evaluate(eval_data, return_dict=True, verbose=0)
+    summary = {
+        "eval": {k: float(v) for k, v in metrics.items()},
+        "hyperparameters": hparams_lib.values(hp),
+        "train_steps": 0,
+        "epochs_run": 1,
+        "best_epoch": 1,
+        "stopped_early": False,
+        "validation_history": [float(metrics[NDCG_METRIC])],
+        "strategy": "none",
+        "replicas": 1,
+        "global_batch_size": config.batch_size,
+        "train_lists_per_second": 0.0,
+        "trees": fitted["trees"],
+        "train_documents": fitted["train_documents"],
+        "train_seconds": seconds,
+    }
+    logging.info("Eval %s = %.4f (%s)", NDCG_METRIC, summary["eval"][NDCG_METRIC], summary)
+    if not distribution.is_chief():
+        return summary
+    tf.io.gfile.makedirs(job.model_run_dir)
+    with tf.io.gfile.GFile(os.path.join(job.model_run_dir, METRICS_FILE), "w") as handle:
+        json.dump(summary, handle, indent=2, sort_keys=True)
+    export_serving_model(
+        model,
+        inputs.tft_output.transform_features_layer(),
+        inputs.feature_set,
+        inputs.model_inputs,
+        job.serving_model_dir,
+    )
+    return summary
+
+
 def _plain_copy(model: tf.keras.Model, inputs: FnInputs, hp, config: TrainingConfig) -> tf.keras.Model:
     """The trained model rebuilt outside the strategy, for export.
 
@@ -265,7 +319,7 @@ def _plain_copy(model: tf.keras.Model, inputs: FnInputs, hp, config: TrainingCon
     """
     if config.strategy == "none":
         return model
-    copy = build_model(inputs.model_inputs, hp)
+    copy = build_model(inputs.model_inputs, hp, train_steps=1)
     copy.set_weights(model.get_weights())
     return copy
 
@@ -308,6 +362,9 @@ def run_fn(fn_args) -> None:
         )
     job = TrainJob.from_fn_args(fn_args)
     config = job.config
+    if is_trees(hparams_lib.from_config(job.hyperparameters)):
+        train_and_export(job)  # One process, whatever the strategy (TF-DF trains on one machine).
+        return
     if config.strategy in distribution.MULTI_PROCESS_STRATEGIES and not distribution.has_cluster():
         from modules.training.local_cluster import run_local_cluster  # Starts the processes on localhost.
 
