@@ -119,13 +119,14 @@ def component_seconds(metadata_path: str) -> dict[str, float]:
 def run_lightgbm(examples_uri: str, schema_path: Path) -> dict:
     """LightGBM's ``LGBMRanker`` (lambdarank, 300 trees, rate 0.05) fitted on the run's own ``Split-train``
     lists and scored on its ``Split-test`` lists (``benchmarks/baselines.py``), by the evaluator's metric."""
-    import lightgbm
-    from baselines import read_split, score_table
+    from baselines import read_split, score_table  # sets OMP_WAIT_POLICY before LightGBM loads
 
     from modules.features import load_feature_set
 
     feature_set = load_feature_set(schema_path)
     train, test = (read_split(examples_uri, split, feature_set) for split in ("train", "test"))
+    import lightgbm
+
     start = time.perf_counter()
     ranker = lightgbm.LGBMRanker(objective="lambdarank", n_estimators=300, learning_rate=0.05, verbose=-1)
     ranker.fit(train.features, train.labels, group=train.groups)
