@@ -15,9 +15,9 @@ with everything under ``<work>/<size>/``. Reported per size:
   allocated (Python and glibc seldom hand freed memory back to the OS); and the CPU seconds
   of the tree over the same window (less sensitive than wall time to other jobs on the machine);
 * the pipeline's test NDCG@10 (RankingEvaluator), and LightGBM's ``LGBMRanker`` (lambdarank)
-  trained on the same train lists and scored on the same test lists (the ExampleGen's split
-  by query hash and its ``max_list_size`` cut, recomputed from the same files), with its
-  fit + predict seconds, in the same process run.
+  trained on the same train lists and scored on the same test lists (the run's own
+  ElwcExampleGen ``Split-train`` / ``Split-test`` records, read by ``benchmarks/baselines.py``),
+  with its fit + predict seconds, in the same process run.
 
 Prints a table with the command and the machine. LightGBM is a benchmark-only dependency.
 """
@@ -34,12 +34,10 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from modules.ranking_metrics import mean_ndcg  # noqa: E402
 from pipeline.sample_data import MslrSpec, write_mslr_data  # noqa: E402
 
 COMPONENT_ORDER = [
@@ -75,7 +73,7 @@ def _tree_usage(process) -> tuple[int, float]:
     return total, cpu
 
 
-def run_pipeline(config_path: Path, log_path: Path) -> dict:
+def run_pipeline(config_path: Path, log_path: Path) -> tuple[dict, list[tuple[float, int, float]]]:
     """``ltr run`` in a subprocess: wall seconds, exit code, peak RSS of its process tree and its samples."""
     import psutil
 
@@ -129,6 +127,11 @@ def component_windows(metadata_path: str) -> dict[str, tuple[float, float]]:
     return windows
 
 
+def component_seconds(metadata_path: str) -> dict[str, float]:
+    """Seconds per component of the latest run (its MLMD executions' create -> last update time)."""
+    return {name: end - start for name, (start, end) in component_windows(metadata_path).items()}
+
+
 def component_peaks(windows: dict[str, tuple[float, float]], samples: list[tuple]) -> dict[str, float]:
     """Peak RSS (MiB) of the process tree while each component ran (None if no sample fell inside)."""
     peaks = {}
@@ -147,70 +150,24 @@ def component_cpu(windows: dict[str, tuple[float, float]], samples: list[tuple])
     return cpu
 
 
-def _letor_split(data_dir: Path, max_list_size: int, buckets: dict[str, int]):
-    """Per split (train, eval, test): (features [n, 136], labels, group sizes) with the ExampleGen's split and cut."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
+def run_lightgbm(examples_uri: str, schema_path: Path) -> dict:
+    """LightGBM's ``LGBMRanker`` (lambdarank, 300 trees, rate 0.05) fitted on the run's own ``Split-train``
+    lists and scored on its ``Split-test`` lists (``benchmarks/baselines.py``), by the evaluator's metric."""
+    from baselines import read_split, score_table  # sets OMP_WAIT_POLICY before LightGBM loads
 
-    from components.elwc_example_gen.beam_pipeline import query_bucket
-    from components.elwc_example_gen.columns import type_table
-    from components.elwc_example_gen.formats import FormatOptions, read_letor
     from modules.features import load_feature_set
 
-    feature_set = load_feature_set(data_dir / "schema.pbtxt")
-    names = [f.name for f in feature_set.document]
-    parts = []
-    for path in sorted((data_dir / "span-1").glob("*.txt")):
-        raw = read_letor(path.read_bytes(), str(path), FormatOptions(format="letor"), feature_set)
-        typed = type_table(raw.columns, raw.num_rows, feature_set)
-        columns = typed.columns
-        x = np.stack([pc.fill_null(columns[n], 0.0).to_numpy(zero_copy_only=False) for n in names], axis=1)
-        table = pa.table(
-            {
-                "q": columns[feature_set.query_id.name],
-                "d": pc.fill_null(columns["doc_id"], b""),
-                "line": pa.array(raw.lines),
-            }
-        )
-        parts.append((table, x, columns[feature_set.label.name].to_numpy(zero_copy_only=False)))
-    table = pa.concat_tables([p[0] for p in parts])
-    x = np.concatenate([p[1] for p in parts])
-    y = np.concatenate([p[2] for p in parts])
-    # Files are read in name order, so (query, doc id, file, line) is the ExampleGen's list order.
-    order = pc.sort_indices(table, sort_keys=[("q", "ascending"), ("d", "ascending")]).to_numpy()
-    qids = table.column("q").to_pylist()
-    splits = {name: ([], [], []) for name in buckets}
-    edges = np.cumsum(list(buckets.values()))
-    start = 0
-    while start < len(order):
-        end = start
-        qid = qids[order[start]]
-        while end < len(order) and qids[order[end]] == qid:
-            end += 1
-        rows = order[start:end][:max_list_size] if max_list_size else order[start:end]
-        bucket = query_bucket(qid, int(edges[-1]))
-        xs, ys, groups = splits[list(buckets)[int(np.searchsorted(edges, bucket, side="right"))]]
-        xs.append(x[rows])
-        ys.append(y[rows])
-        groups.append(len(rows))
-        start = end
-    return {name: (np.concatenate(xs), np.concatenate(ys), np.asarray(g)) for name, (xs, ys, g) in splits.items()}
-
-
-def run_lightgbm(data_dir: Path, max_list_size: int) -> dict:
+    feature_set = load_feature_set(schema_path)
+    train, test = (read_split(examples_uri, split, feature_set) for split in ("train", "test"))
     import lightgbm
 
-    # The pipeline's default split: train 3, eval 1, test 1 buckets; both are judged on test.
-    split = _letor_split(data_dir, max_list_size, {"train": 3, "eval": 1, "test": 1})
-    (x_train, y_train, g_train), (x_eval, y_eval, g_eval) = split["train"], split["test"]
     start = time.perf_counter()
     ranker = lightgbm.LGBMRanker(objective="lambdarank", n_estimators=300, learning_rate=0.05, verbose=-1)
-    ranker.fit(x_train, y_train, group=g_train)
-    scores = ranker.predict(x_eval)
+    ranker.fit(train.features, train.labels, group=train.groups)
+    scores = ranker.predict(test.features)
     seconds = time.perf_counter() - start
-    bounds = np.concatenate(([0], np.cumsum(g_eval)))
-    lists = [(y_eval[s:e], scores[s:e]) for s, e in zip(bounds[:-1], bounds[1:], strict=True)]
-    return {"seconds": seconds, "ndcg_10": mean_ndcg(lists, 10), "test_lists": len(g_eval)}
+    summary = score_table(test, {"lightgbm": scores}).summary("lightgbm")
+    return {"seconds": seconds, "ndcg_10": summary["metrics"]["ndcg_10"], "test_lists": summary["lists"]}
 
 
 def main() -> None:
@@ -248,7 +205,7 @@ def main() -> None:
         report = latest_run_report(str(base / "home" / "metadata.sqlite"))
         examples = report.artifact("Examples")
         rows_read = examples.custom_properties["rows_read"].int_value
-        lgbm = None if args.no_lightgbm else run_lightgbm(data, max_list_size=200)
+        lgbm = None if args.no_lightgbm else run_lightgbm(examples.uri, data / "schema.pbtxt")
         ndcg = report.evaluation["metrics"].get("ndcg_10")  # RankingEvaluator, eval split, full lists
         results.append((size, rows, run, seconds, ndcg, lgbm, rows_read, peaks, cpu))
         print(f"{size} queries done: {json.dumps(run)}", file=sys.stderr)

@@ -42,7 +42,7 @@ def one_run(base: Path, data: Path, seed: int) -> dict:
         + f"registry_root: {base / 'home' / 'registry'}\n"
         + f"training:\n  seed: {seed}\n"
     )
-    run = run_pipeline(config, base / "ltr-run.log")
+    run, _ = run_pipeline(config, base / "ltr-run.log")
     if run["returncode"]:
         sys.exit(f"ltr run failed (log: {base / 'ltr-run.log'}):\n{(base / 'ltr-run.log').read_text()[-3000:]}")
     report = latest_run_report(str(base / "home" / "metadata.sqlite"))
