@@ -175,8 +175,11 @@ def raw_to_model_inputs(
 
 def shuffle_buffer_lists(files: list[str], budget_bytes: int = SHUFFLE_BUFFER_BYTES) -> int:
     """Lists in the training shuffle buffer: ``budget_bytes`` over the mean size of the first lists, 16..4096."""
-    probe = tf.data.TFRecordDataset(files, compression_type="GZIP").take(_SIZE_PROBE_LISTS)
-    sizes = [len(record) for record in probe.as_numpy_iterator()]
+    # init_scope: eager even where the dataset is built inside a tf.function (ParameterServerStrategy's
+    # per-worker dataset_fn), so the probe reads the files once, here.
+    with tf.init_scope():
+        probe = tf.data.TFRecordDataset(files, compression_type="GZIP").take(_SIZE_PROBE_LISTS)
+        sizes = [len(record) for record in probe.as_numpy_iterator()]
     mean = max(sum(sizes) / len(sizes), 1.0) if sizes else 1.0
     return int(min(SHUFFLE_LISTS, max(16, budget_bytes // mean)))
 
