@@ -87,3 +87,51 @@ def test_random_ordering_is_between_worst_and_best():
 def test_nan_scores_are_refused():
     with pytest.raises(ValueError, match="NaN"):
         ndcg_at_k(np.array([1, 0]), np.array([np.nan, 0.0]))
+
+
+# --- gain weights (propensity-weighted NDCG) -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "labels,scores",
+    [([2, 0, 1, 0, 3], [0.5, 0.5, 0.5, 0.1, 0.9]), ([0, 1, 0, 0], [1.0, 1.0, 1.0, 1.0]), ([1, 0, 2], [3.0, 2.0, 1.0])],
+)
+def test_unit_gain_weights_are_the_unweighted_metric(labels, scores):
+    labels, scores = np.array(labels, float), np.array(scores)
+    ones = np.ones(labels.size)
+    for k in (1, 5, 10):
+        assert ndcg_at_k(labels, scores, k, ones) == pytest.approx(ndcg_at_k(labels, scores, k), abs=1e-15)
+    assert list_metrics(labels, scores, ones) == pytest.approx(list_metrics(labels, scores))
+
+
+def test_weighted_ndcg_by_hand():
+    labels, weights = np.array([1.0, 0.0, 1.0]), np.array([1.0, 1.0, 4.0])
+    scores = np.array([3.0, 2.0, 1.0])
+    # gains w * (2^rel - 1) = [1, 0, 4]; DCG = 1/log2(2) + 0 + 4/log2(4) = 3
+    # ideal: [4, 1, 0] -> 4 + 1/log2(3)
+    assert ndcg_at_k(labels, scores, 10, weights) == pytest.approx(3.0 / (4.0 + 1.0 / math.log2(3)))
+    assert ndcg_at_k(labels, scores, 1, weights) == pytest.approx(1.0 / 4.0)
+    # unweighted the same list is 1.5 / (1 + 1/log2(3)) and NDCG@1 = 1: the weights change the verdict
+    assert ndcg_at_k(labels, scores, 10) == pytest.approx(1.5 / (1.0 + 1.0 / math.log2(3)))
+    assert ndcg_at_k(labels, scores, 1) == 1.0
+    # MRR has no gain: unchanged by weights
+    metrics = list_metrics(labels, scores, weights)
+    assert metrics["mrr"] == 1.0 and metrics["ndcg_1"] == pytest.approx(0.25)
+
+
+def test_weighted_ties_are_the_expectation_over_orderings():
+    labels, weights = np.array([1.0, 0.0, 1.0]), np.array([1.0, 1.0, 4.0])
+    scores = np.array([1.0, 1.0, 0.0])
+    # ranks 1-2 share the tie group's mean gain (1 + 0) / 2; doc 3 (gain 4) at rank 3
+    by_hand = (0.5 + 0.5 / math.log2(3) + 4.0 / 2.0) / (4.0 + 1.0 / math.log2(3))
+    assert ndcg_at_k(labels, scores, 10, weights) == pytest.approx(by_hand)
+    for k in (1, 2, 3):
+        expected = _mean_over_orderings(labels, scores, lambda lab, s, k=k: ndcg_at_k(lab, s, k, weights))
+        assert ndcg_at_k(labels, scores, k, weights) == pytest.approx(expected, abs=1e-12)
+
+
+def test_bad_gain_weights_are_refused():
+    with pytest.raises(ValueError, match="differ in shape"):
+        ndcg_at_k(np.array([1.0, 0.0]), np.zeros(2), 10, np.ones(3))
+    with pytest.raises(ValueError, match="finite"):
+        ndcg_at_k(np.array([1.0, 0.0]), np.zeros(2), 10, np.array([np.inf, 1.0]))
