@@ -79,9 +79,7 @@ def expected_dcg_at_k(labels: np.ndarray, scores: np.ndarray, k: int, weights: n
     return float(np.sum(mean_gain[group[:top]] * _discounts(top)))
 
 
-def ndcg_at_k(
-    labels: np.ndarray, scores: np.ndarray, k: int = 10, weights: np.ndarray | None = None
-) -> float | None:
+def ndcg_at_k(labels: np.ndarray, scores: np.ndarray, k: int = 10, weights: np.ndarray | None = None) -> float | None:
     """NDCG@k of one full list; None when the list has no relevant document.
 
     ``weights``: per-document gain weights (module docstring), in DCG and ideal DCG alike.
@@ -124,9 +122,7 @@ def reciprocal_rank(labels: np.ndarray, scores: np.ndarray) -> float | None:
     return expected
 
 
-def list_metrics(
-    labels: np.ndarray, scores: np.ndarray, weights: np.ndarray | None = None
-) -> dict[str, float] | None:
+def list_metrics(labels: np.ndarray, scores: np.ndarray, weights: np.ndarray | None = None) -> dict[str, float] | None:
     """Every metric of ``METRIC_NAMES`` for one list; None without relevant documents.
 
     ``weights``: per-document gain weights of the NDCGs (MRR is unweighted).
