@@ -22,6 +22,9 @@ ideal DCG (the ideal ordering sorts the weighted gains). With inverse examinatio
 propensities as weights this is the counterfactual (propensity-weighted) NDCG of
 click labels (Joachims et al., WSDM 2017; Wang et al., WSDM 2018): a click at a
 rarely examined position counts for more. MRR has no gain, so it is never weighted.
+The weights act within a list: with one relevant document they cancel (DCG and ideal
+scale alike), so the per-list normalized NDCG is not an unbiased estimate; the summed
+weighted DCG is.
 """
 
 from __future__ import annotations

@@ -135,3 +135,8 @@ def test_bad_gain_weights_are_refused():
         ndcg_at_k(np.array([1.0, 0.0]), np.zeros(2), 10, np.ones(3))
     with pytest.raises(ValueError, match="finite"):
         ndcg_at_k(np.array([1.0, 0.0]), np.zeros(2), 10, np.array([np.inf, 1.0]))
+
+
+def test_with_one_relevant_document_the_weights_cancel():
+    labels, scores = np.array([0.0, 1.0, 0.0]), np.array([3.0, 2.0, 1.0])
+    assert ndcg_at_k(labels, scores, 10, np.array([1.0, 7.0, 2.0])) == pytest.approx(ndcg_at_k(labels, scores, 10))
