@@ -140,3 +140,35 @@ def test_bad_gain_weights_are_refused():
 def test_with_one_relevant_document_the_weights_cancel():
     labels, scores = np.array([0.0, 1.0, 0.0]), np.array([3.0, 2.0, 1.0])
     assert ndcg_at_k(labels, scores, 10, np.array([1.0, 7.0, 2.0])) == pytest.approx(ndcg_at_k(labels, scores, 10))
+
+
+def test_the_trainers_validation_metrics_are_this_definition():
+    """TF-Ranking's metrics as the Trainer compiles them give the numpy means: lists without a
+    relevant document are left out (TF-Ranking alone would count them as 0), padding (-1) is
+    ignored, and the mean over two update_state calls weighs every list once."""
+    import tensorflow as tf
+
+    from modules.training.model import ranking_metrics
+
+    rng = np.random.default_rng(3)
+    lists = [
+        (np.array([3, 0, 1, 0, 2]), rng.normal(size=5)),
+        (np.array([0, 0, 0]), rng.normal(size=3)),  # no relevant document: left out
+        (np.array([0, 1, 0, 0]), rng.normal(size=4)),
+        (np.array([0, 0]), rng.normal(size=2)),
+        (np.array([2, 2, 0, 1, 0, 0]), rng.normal(size=6)),
+    ]
+    metrics = {m.name: m for m in ranking_metrics()}
+    width = 6
+    for batch in (lists[:2], lists[2:]):
+        labels = np.full((len(batch), width), -1.0, np.float32)
+        scores = np.zeros((len(batch), width), np.float32)
+        for row, (lab, sc) in enumerate(batch):
+            labels[row, : len(lab)] = lab
+            scores[row, : len(sc)] = sc
+        for metric in metrics.values():
+            metric.update_state(tf.constant(labels), tf.constant(scores))
+    for k in (1, 5, 10):
+        assert metrics[f"ndcg_{k}"].result().numpy() == pytest.approx(mean_ndcg(lists, k=k), abs=1e-6)
+    relevant = [reciprocal_rank(lab, sc) for lab, sc in lists if lab.max() > 0]
+    assert metrics["mrr"].result().numpy() == pytest.approx(np.mean(relevant), abs=1e-6)

@@ -40,12 +40,44 @@ def _embedding(name: str, num_ids: int, context: bool) -> tf.keras.layers.Layer:
     )
 
 
+def _over_lists_with_a_relevant_document(metric_class: type) -> type:
+    """``metric_class`` averaged over lists with at least one label above 0 only.
+
+    The pipeline's one metric definition (modules/ranking_metrics.py) leaves lists
+    without a relevant document out of the mean; TF-Ranking's metrics count them
+    as 0. A list whose weights are all 0 is ignored by TF-Ranking's per-list
+    weighting, so the weight of every document of such a list is set to 0.
+    """
+
+    class Metric(metric_class):
+        def update_state(self, y_true, y_pred, sample_weight=None):
+            labels = tf.cast(y_true, tf.float32)
+            relevant = tf.cast(tf.reduce_max(labels, axis=-1, keepdims=True) > 0, tf.float32)
+            weights = tf.ones_like(labels) * relevant
+            if sample_weight is not None:
+                weights *= tf.cast(sample_weight, tf.float32)
+            return super().update_state(y_true, y_pred, sample_weight=weights)
+
+    Metric.__name__ = metric_class.__name__
+    return Metric
+
+
+_NDCG = _over_lists_with_a_relevant_document(tfr.keras.metrics.NDCGMetric)
+_MRR = _over_lists_with_a_relevant_document(tfr.keras.metrics.MRRMetric)
+
+
 def ranking_metrics() -> list[tf.keras.metrics.Metric]:
+    """Validation metrics: the definition of modules/ranking_metrics.py, in TensorFlow.
+
+    NDCG@k (gain 2^rel-1, log2 discount, full lists) and MRR over the lists that
+    have a relevant document. Model scores are continuous, so the tie expectation
+    of the numpy definition agrees with TF-Ranking's stable sort in practice.
+    """
     return [
-        tfr.keras.metrics.NDCGMetric(name=NDCG_METRIC, topn=10),
-        tfr.keras.metrics.NDCGMetric(name="ndcg_5", topn=5),
-        tfr.keras.metrics.NDCGMetric(name="ndcg_1", topn=1),
-        tfr.keras.metrics.MRRMetric(name="mrr"),
+        _NDCG(name=NDCG_METRIC, topn=10),
+        _NDCG(name="ndcg_5", topn=5),
+        _NDCG(name="ndcg_1", topn=1),
+        _MRR(name="mrr"),
     ]
 
 
