@@ -25,6 +25,14 @@ rarely examined position counts for more. MRR has no gain, so it is never weight
 The weights act within a list: with one relevant document they cancel (DCG and ideal
 scale alike), so the per-list normalized NDCG is not an unbiased estimate; the summed
 weighted DCG is.
+
+**DCG@k** (``dcg_k``) is the same expected DCG, *not* normalized by the ideal DCG, over
+the same lists as NDCG (those with a relevant document, so list counts mean the same).
+Unweighted it is plain DCG@k; with inverse examination propensities as weights it is
+the counterfactual estimator of the true DCG from clicks (Joachims et al., WSDM 2017;
+Agarwal et al., SIGIR 2019), unbiased under the position-based click model: a ranker
+that puts a rarely examined click first scores more, which per-list NDCG cannot see
+when the list has one click. Its scale depends on the data (no upper bound of 1).
 """
 
 from __future__ import annotations
@@ -34,7 +42,8 @@ from collections.abc import Iterable
 import numpy as np
 
 NDCG_CUTOFFS = (1, 5, 10)
-METRIC_NAMES = tuple(f"ndcg_{k}" for k in NDCG_CUTOFFS) + ("mrr",)
+DCG_CUTOFFS = (1, 5, 10)
+METRIC_NAMES = tuple(f"ndcg_{k}" for k in NDCG_CUTOFFS) + ("mrr",) + tuple(f"dcg_{k}" for k in DCG_CUTOFFS)
 
 
 def _discounts(n: int) -> np.ndarray:
@@ -128,13 +137,15 @@ def reciprocal_rank(labels: np.ndarray, scores: np.ndarray) -> float | None:
 def list_metrics(labels: np.ndarray, scores: np.ndarray, weights: np.ndarray | None = None) -> dict[str, float] | None:
     """Every metric of ``METRIC_NAMES`` for one list; None without relevant documents.
 
-    ``weights``: per-document gain weights of the NDCGs (MRR is unweighted).
+    ``weights``: per-document gain weights of the NDCGs and DCGs (MRR is unweighted).
     """
     rr = reciprocal_rank(labels, scores)
     if rr is None:
         return None
     values = {f"ndcg_{k}": ndcg_at_k(labels, scores, k, weights) for k in NDCG_CUTOFFS}
     values["mrr"] = rr
+    for k in DCG_CUTOFFS:
+        values[f"dcg_{k}"] = expected_dcg_at_k(labels, scores, k, weights)
     return values
 
 

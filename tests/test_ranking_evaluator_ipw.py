@@ -31,9 +31,9 @@ RELATIVE_PROPENSITIES = (1.0, 0.5, 0.25)
 MAX_WEIGHT = 3.0  # 1/0.25 = 4 is clipped to 3, as the Trainer clips it
 
 
-def _elwc() -> bytes:
+def _elwc(documents=DOCUMENTS) -> bytes:
     elwc = input_pb2.ExampleListWithContext()
-    for position, click, price in DOCUMENTS:
+    for position, click, price in documents:
         example = elwc.examples.add()
         example.features.feature["position"].int64_list.value.append(position)
         example.features.feature["label"].int64_list.value.append(click)
@@ -52,15 +52,14 @@ class _PriceRanker(tf.Module):
         return {"scores": features["price"][..., 0], "mask": features["mask"]}
 
 
-@pytest.fixture(scope="module")
-def inputs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("ipw_eval")
+def _inputs(root, lists):
     examples = standard_artifacts.Examples()
     examples.uri = str(root / "examples")
     examples.split_names = json.dumps(["test"])
     os.makedirs(os.path.join(examples.uri, "Split-test"))
     with tf.io.TFRecordWriter(os.path.join(examples.uri, "Split-test", "data_tfrecord-00000-of-00001")) as writer:
-        writer.write(_elwc())
+        for documents in lists:
+            writer.write(_elwc(documents))
     model = standard_artifacts.Model()
     model.uri = str(root / "model")
     ranker = _PriceRanker()
@@ -71,6 +70,21 @@ def inputs(tmp_path_factory):
     with open(os.path.join(propensities.uri, PROPENSITIES_FILE), "w") as handle:
         handle.write(Propensities(RELATIVE_PROPENSITIES).to_json())
     return root, {"examples": [examples], "model": [model], "schema": [schema_artifact(root)]}, propensities
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    return _inputs(tmp_path_factory.mktemp("ipw_eval"), [DOCUMENTS])
+
+
+# Two one-click lists: the click at position 1 (weight 1) and at position 3 (weight 3 after
+# clipping). The price ranker puts the first list's click last and the second's first.
+ONE_CLICK_LISTS = [[(1, 1, 1.0), (2, 0, 2.0), (3, 0, 3.0)], [(1, 0, 1.0), (2, 0, 2.0), (3, 1, 3.0)]]
+
+
+@pytest.fixture(scope="module")
+def one_click_inputs(tmp_path_factory):
+    return _inputs(tmp_path_factory.mktemp("ipw_eval_one_click"), ONE_CLICK_LISTS)
 
 
 def _evaluate(root, name, input_dict, **properties):
@@ -122,3 +136,27 @@ def test_unreadable_propensities_are_named(inputs, tmp_path):
     broken.uri = str(tmp_path / "missing")
     with pytest.raises(ValueError, match="cannot read the propensities .*missing"):
         _evaluate(root, "broken", {**input_dict, "propensities": [broken]}, ipw_max_weight=MAX_WEIGHT)
+
+
+def test_on_one_click_lists_ndcg_cannot_tell_but_the_counterfactual_dcg_prefers_the_candidate(one_click_inputs):
+    root, input_dict, propensities = one_click_inputs
+    ipw = {**input_dict, "propensities": [propensities]}
+    # One click per list: the weights cancel in NDCG, candidate and logged order both (1/2 + 1) / 2
+    report, _ = _evaluate(root, "ndcg", ipw, ipw_max_weight=MAX_WEIGHT)
+    assert report["metrics"]["ndcg_10"] == pytest.approx(0.75)
+    assert report["trivial"]["metrics"]["ndcg_10"] == pytest.approx(0.75)
+    assert not report["blessed"]
+    # DCG with weights 1 and 3: candidate (1 * 1/2 + 3 * 1) / 2, logged order (1 * 1 + 3 * 1/2) / 2
+    report, evaluation = _evaluate(root, "dcg", ipw, ipw_max_weight=MAX_WEIGHT, metric="dcg_10")
+    assert report["metrics"]["dcg_10"] == pytest.approx(1.75)
+    assert report["trivial"]["metrics"]["dcg_10"] == pytest.approx(1.25)
+    assert report["metrics"]["dcg_1"] == pytest.approx(1.5) and report["trivial"]["metrics"]["dcg_1"] == 0.5
+    assert report["blessed"]
+    assert report["reason"].startswith("propensity-weighted (ipw): dcg_10 1.7500 >= logged order's 1.2500")
+    assert report["difference_to_trivial"]["metric"] == "dcg_10"
+    assert report["difference_to_trivial"]["mean"] == pytest.approx(0.5)
+    assert evaluation.get_float_custom_property("trivial_dcg_10") == pytest.approx(1.25)
+    # unweighted the same lists are a tie on DCG too: only the propensities tell them apart
+    report, _ = _evaluate(root, "dcg_unweighted", input_dict, metric="dcg_10")
+    assert report["metrics"]["dcg_10"] == pytest.approx(0.75) == report["trivial"]["metrics"]["dcg_10"]
+    assert not report["blessed"]

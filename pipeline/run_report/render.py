@@ -16,7 +16,16 @@ from pipeline.run_report import svg
 from pipeline.run_report.read import ExamplesData, RunData, VersionData
 from pipeline.run_report.svg import esc, fmt
 
-METRIC_LABELS = {"ndcg_1": "NDCG@1", "ndcg_5": "NDCG@5", "ndcg_10": "NDCG@10", "mrr": "MRR", "loss": "loss"}
+METRIC_LABELS = {
+    "ndcg_1": "NDCG@1",
+    "ndcg_5": "NDCG@5",
+    "ndcg_10": "NDCG@10",
+    "mrr": "MRR",
+    "dcg_1": "DCG@1",
+    "dcg_5": "DCG@5",
+    "dcg_10": "DCG@10",
+    "loss": "loss",
+}
 
 CSS = """
 :root { color-scheme: light; }
@@ -790,7 +799,7 @@ def versions_chart(versions: Sequence[VersionData]) -> str:
         x_label="registered version",
         y_label="metric at registration",
         vlines=vlines,
-        y_clamp=(0.0, 1.0),
+        y_clamp=(0.0, math.inf) if any(m.startswith("dcg_") for m in metrics) else (0.0, 1.0),  # DCG is unbounded
     )
 
 
