@@ -164,12 +164,17 @@ def _difference_interval(evaluation: dict[str, Any]) -> tuple[float, float] | No
 
 
 def metrics_chart(evaluation: dict[str, Any]) -> str:
-    """Candidate, baseline and trivial ranker per metric on all test lists; the gate on its metric."""
+    """Candidate, baseline and trivial ranker per metric on all test lists; the gate on its metric.
+
+    One axis: the unnormalised DCGs (unbounded) are drawn when the gate judges one of them,
+    otherwise the metrics in [0, 1]; the table below the chart lists them all.
+    """
     candidate = evaluation.get("metrics") or {}
-    metrics = list(candidate)
     baseline = (evaluation.get("baseline") or {}).get("metrics")
     trivial = (evaluation.get("trivial") or {}).get("metrics")
     gate_metric = (evaluation.get("gate") or {}).get("metric")
+    dcg_gate = str(gate_metric).startswith("dcg_")
+    metrics = [m for m in candidate if m.startswith("dcg_") == dcg_gate]
     difference = evaluation.get("difference") or {}
     interval = _difference_interval(evaluation)
     intervals = None
