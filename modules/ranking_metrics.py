@@ -15,6 +15,24 @@ run report) is this one:
 
 MRR is the expected reciprocal rank of the first relevant document, ties handled
 the same way.
+
+**Gain weights** (optional, one per document; None = the definition above): each
+document's gain ``2^rel - 1`` is multiplied by its weight in the DCG *and* in the
+ideal DCG (the ideal ordering sorts the weighted gains). With inverse examination
+propensities as weights this is the counterfactual (propensity-weighted) NDCG of
+click labels (Joachims et al., WSDM 2017; Wang et al., WSDM 2018): a click at a
+rarely examined position counts for more. MRR has no gain, so it is never weighted.
+The weights act within a list: with one relevant document they cancel (DCG and ideal
+scale alike), so the per-list normalized NDCG is not an unbiased estimate; the summed
+weighted DCG is.
+
+**DCG@k** (``dcg_k``) is the same expected DCG, *not* normalized by the ideal DCG, over
+the same lists as NDCG (those with a relevant document, so list counts mean the same).
+Unweighted it is plain DCG@k; with inverse examination propensities as weights it is
+the counterfactual estimator of the true DCG from clicks (Joachims et al., WSDM 2017;
+Agarwal et al., SIGIR 2019), unbiased under the position-based click model: a ranker
+that puts a rarely examined click first scores more, which per-list NDCG cannot see
+when the list has one click. Its scale depends on the data (no upper bound of 1).
 """
 
 from __future__ import annotations
@@ -24,7 +42,8 @@ from collections.abc import Iterable
 import numpy as np
 
 NDCG_CUTOFFS = (1, 5, 10)
-METRIC_NAMES = tuple(f"ndcg_{k}" for k in NDCG_CUTOFFS) + ("mrr",)
+DCG_CUTOFFS = (1, 5, 10)
+METRIC_NAMES = tuple(f"ndcg_{k}" for k in NDCG_CUTOFFS) + ("mrr",) + tuple(f"dcg_{k}" for k in DCG_CUTOFFS)
 
 
 def _discounts(n: int) -> np.ndarray:
@@ -48,26 +67,46 @@ def _tie_groups(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return order, group.astype(np.int64)
 
 
-def expected_dcg_at_k(labels: np.ndarray, scores: np.ndarray, k: int) -> float:
+def _gains(labels: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
+    """``2^rel - 1`` per document, times its weight when weights are given."""
+    gains = 2.0 ** np.asarray(labels, dtype=np.float64) - 1.0
+    if weights is None:
+        return gains
+    weights = np.asarray(weights, dtype=np.float64)
+    if weights.shape != gains.shape:
+        raise ValueError(f"gain weights {weights.shape} and labels {gains.shape} differ in shape")
+    if not np.all(np.isfinite(weights)) or np.any(weights < 0):
+        raise ValueError("gain weights must be finite and >= 0")
+    return gains * weights
+
+
+def expected_dcg_at_k(labels: np.ndarray, scores: np.ndarray, k: int, weights: np.ndarray | None = None) -> float:
     """DCG@k of ``scores``' ranking, tied scores counted as the mean over their orderings."""
     labels = np.asarray(labels, dtype=np.float64)
     order, group = _tie_groups(scores)
-    gains = 2.0 ** labels[order] - 1.0
+    gains = _gains(labels, weights)[order]
     sizes = np.bincount(group)
     mean_gain = np.bincount(group, weights=gains) / sizes
     top = min(k, labels.size)
     return float(np.sum(mean_gain[group[:top]] * _discounts(top)))
 
 
-def ndcg_at_k(labels: np.ndarray, scores: np.ndarray, k: int = 10) -> float | None:
-    """NDCG@k of one full list; None when the list has no relevant document."""
+def ndcg_at_k(labels: np.ndarray, scores: np.ndarray, k: int = 10, weights: np.ndarray | None = None) -> float | None:
+    """NDCG@k of one full list; None when the list has no relevant document.
+
+    ``weights``: per-document gain weights (module docstring), in DCG and ideal DCG alike.
+    """
     labels = np.asarray(labels, dtype=np.float64)
     if labels.shape != np.shape(scores):
         raise ValueError(f"labels {labels.shape} and scores {np.shape(scores)} differ in shape")
-    ideal = dcg_at_k(np.sort(labels)[::-1], k)
+    if weights is None:
+        ideal = dcg_at_k(np.sort(labels)[::-1], k)
+    else:
+        ideal_gains = np.sort(_gains(labels, weights))[::-1][:k]
+        ideal = float(np.sum(ideal_gains * _discounts(ideal_gains.size)))
     if ideal <= 0:
         return None
-    return expected_dcg_at_k(labels, scores, k) / ideal
+    return expected_dcg_at_k(labels, scores, k, weights) / ideal
 
 
 def reciprocal_rank(labels: np.ndarray, scores: np.ndarray) -> float | None:
@@ -95,13 +134,18 @@ def reciprocal_rank(labels: np.ndarray, scores: np.ndarray) -> float | None:
     return expected
 
 
-def list_metrics(labels: np.ndarray, scores: np.ndarray) -> dict[str, float] | None:
-    """Every metric of ``METRIC_NAMES`` for one list; None without relevant documents."""
+def list_metrics(labels: np.ndarray, scores: np.ndarray, weights: np.ndarray | None = None) -> dict[str, float] | None:
+    """Every metric of ``METRIC_NAMES`` for one list; None without relevant documents.
+
+    ``weights``: per-document gain weights of the NDCGs and DCGs (MRR is unweighted).
+    """
     rr = reciprocal_rank(labels, scores)
     if rr is None:
         return None
-    values = {f"ndcg_{k}": ndcg_at_k(labels, scores, k) for k in NDCG_CUTOFFS}
+    values = {f"ndcg_{k}": ndcg_at_k(labels, scores, k, weights) for k in NDCG_CUTOFFS}
     values["mrr"] = rr
+    for k in DCG_CUTOFFS:
+        values[f"dcg_{k}"] = expected_dcg_at_k(labels, scores, k, weights)
     return values
 
 

@@ -280,6 +280,10 @@ def config_text(root: Path) -> str:
         "training:\n"
         "  position_bias: ipw                # none | ipw | bias_tower (README: Position bias)\n"
         "  ipw_max_weight: 10.0\n"
+        "evaluation:\n"
+        "  # Under ipw the gate judges the counterfactual (propensity-weighted, unnormalised) DCG@10, unbiased\n"
+        "  # for the true DCG; per-list NDCG cancels the weights in one-click lists (README: Position bias).\n"
+        "  metric: dcg_10\n"
     )
 
 

@@ -22,7 +22,7 @@ from modules.training.config import (
 )
 
 # Kept here (not imported from components/) so loading a config stays light.
-EVALUATION_METRICS = ("ndcg_1", "ndcg_5", "ndcg_10", "mrr")
+EVALUATION_METRICS = ("ndcg_1", "ndcg_5", "ndcg_10", "mrr", "dcg_1", "dcg_5", "dcg_10")
 REGISTRY_BACKENDS = ("local", "mlflow")
 
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent / "default_config.yaml"
@@ -69,7 +69,7 @@ class TransformConfig:
 
 @dataclasses.dataclass
 class EvaluationConfig:
-    metric: str = "ndcg_10"  # the gated metric: ndcg_1 | ndcg_5 | ndcg_10 | mrr
+    metric: str = "ndcg_10"  # the gated metric: ndcg_1|5|10 | mrr | dcg_1|5|10 (dcg_10 under ipw)
     max_regression: float = 0.01  # how far below the serving model's metric a new one may fall
     min_lift: float = 0.01  # how far above the trivial ranker's metric a new one must be
     min_value: float | None = None  # optional absolute floor (off by default)

@@ -219,7 +219,9 @@ def create_components(config: Config, params: PipelineParameters | None = None) 
         custom_config=training_custom_config,
         **trainer_extra,
     ).with_id(TRAINER_ID)
-    evaluate_and_push = _evaluate_and_push(config, params, example_gen, training_examples, schema_gen, trainer)
+    evaluate_and_push = _evaluate_and_push(
+        config, params, example_gen, training_examples, schema_gen, trainer, propensities
+    )
     return components + [trainer, *evaluate_and_push]
 
 
@@ -236,7 +238,7 @@ def _served_version(config: Config) -> int:
 
 
 def _evaluate_and_push(
-    config: Config, params: PipelineParameters, example_gen, training_examples, schema_gen, trainer
+    config: Config, params: PipelineParameters, example_gen, training_examples, schema_gen, trainer, propensities=None
 ) -> list:
     """RankingEvaluator (blessing gate against the served version) -> ServingCheck -> RegistryPusher.
 
@@ -266,6 +268,9 @@ def _evaluate_and_push(
         ),
         batch_size=evaluation.batch_size,
         slice_features=tuple(evaluation.slices),
+        # training.position_bias ipw: click labels are judged propensity-weighted, as the Trainer weighted them.
+        propensities=propensities,
+        ipw_max_weight=config.training.ipw_max_weight,
     )
     # A blessed candidate must also load and answer real requests in a plain TensorFlow
     # process (as TF Serving would); the pushed copy carries those requests as warmup.

@@ -189,6 +189,18 @@ def check_position_bias(config: Config, features: FeatureSet, schema_file: str) 
             )
 
 
+def position_bias_warnings(config: Config) -> list[str]:
+    """Under ``ipw`` a gate on per-list NDCG mostly ignores the propensities (README: Position bias)."""
+    metric = config.evaluation.metric
+    if config.training.position_bias == "ipw" and metric.startswith("ndcg_"):
+        return [
+            f"config 'evaluation.metric' is {metric} with 'training.position_bias' ipw: per-list normalisation "
+            "cancels the propensity weights in one-click lists, so the gate favours the logged order; "
+            "use dcg_10 (the counterfactual DCG)"
+        ]
+    return []
+
+
 def resolve_input_files(config: Config) -> tuple[list[str], int, int | None]:
     """The files ExampleGen would read for the configured span: (files, span, version)."""
     from tfx.dsl.io import fileio
@@ -387,7 +399,7 @@ def preflight(config: Config, schema_file: str) -> PreflightReport:
             raise PreflightError(str(error)) from None
         seen |= check_file(path, sample, features, config)
     never = [f.name for f in features.features if f.is_model_input and f.name not in seen]
-    warnings = list(event_warnings)
+    warnings = list(event_warnings) + position_bias_warnings(config)
     if never:
         checked = min(len(files), MAX_FILES_CHECKED)
         warnings.append(

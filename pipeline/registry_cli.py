@@ -12,7 +12,15 @@ from pipeline.config import Config
 if TYPE_CHECKING:
     from pipeline.report import RunReport
 
-METRIC_LABELS = {"ndcg_1": "NDCG@1", "ndcg_5": "NDCG@5", "ndcg_10": "NDCG@10", "mrr": "MRR"}
+METRIC_LABELS = {
+    "ndcg_1": "NDCG@1",
+    "ndcg_5": "NDCG@5",
+    "ndcg_10": "NDCG@10",
+    "mrr": "MRR",
+    "dcg_1": "DCG@1",
+    "dcg_5": "DCG@5",
+    "dcg_10": "DCG@10",
+}
 
 
 def open_configured_registry(config: Config):

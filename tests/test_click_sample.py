@@ -24,7 +24,8 @@ from pipeline.click_sample import (
     simulate,
     write_flat_span,
 )
-from pipeline.config import config_from_dict, load_config
+from pipeline.config import apply_overrides, config_from_dict, load_config
+from pipeline.preflight import preflight
 
 SPEC = ClickSpec(spans=1, queries=300, seed=5)
 
@@ -122,6 +123,7 @@ def test_sample_data_clicks_writes_the_spec_layout(tmp_path, capsys):
         "labels": {"purchase": 2, "add_to_cart": 1, "click": 1},
     }
     assert config["training"] == {"position_bias": "ipw", "ipw_max_weight": 10.0}
+    assert config["evaluation"] == {"metric": "dcg_10"}  # the counterfactual DCG: NDCG cancels one-click weights
     # Everything else of it is a valid pipeline config (examples.events: the events join's key).
     known = {f.name for f in dataclasses.fields(load_config().examples)}
     if "events" not in known:
@@ -160,3 +162,18 @@ def test_propensity_weights_are_clipped_and_missing_positions_weigh_one():
 def test_no_clicks_is_a_clear_error():
     with pytest.raises(ValueError, match="0 clicks"):
         estimate(np.array([1, 2, 3]), np.array([0, 0, 0]), np.zeros((3, 2)))
+
+
+def test_preflight_warns_when_ipw_is_gated_on_ndcg(tmp_path):
+    out = tmp_path / "clicks"
+    assert main(["sample-data", "--clicks", "--out", str(out), "--queries", "20", "--spans", "1", "--seed", "3"]) == 0
+    config, schema = load_config(out / "config.yaml"), str(out / "schema.pbtxt")
+    assert not [w for w in preflight(config, schema).warnings if "evaluation.metric" in w]
+    warned = [w for w in preflight(apply_overrides(config, {"evaluation.metric": "ndcg_10"}), schema).warnings]
+    assert [w for w in warned if "evaluation.metric" in w] == [
+        "config 'evaluation.metric' is ndcg_10 with 'training.position_bias' ipw: per-list normalisation cancels "
+        "the propensity weights in one-click lists, so the gate favours the logged order; use dcg_10 (the "
+        "counterfactual DCG)"
+    ]
+    unbiased = apply_overrides(config, {"evaluation.metric": "ndcg_10", "training.position_bias": "none"})
+    assert not [w for w in preflight(unbiased, schema).warnings if "evaluation.metric" in w]

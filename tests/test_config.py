@@ -27,6 +27,7 @@ def test_user_file_merges_over_the_default(tmp_path):
         ("training:\n  train_steps: seven\n", "'training.train_steps' = 'seven' should be of type"),
         ("training:\n  train_steps: 0\n", "'training.train_steps' = 0 must be > 0"),
         ("training:\n  strategy: tpu\n", "must be one of none, mirrored"),
+        ("evaluation:\n  metric: dcg_7\n", "'evaluation.metric' = 'dcg_7' must be one of .*dcg_10"),
         ("examples: 3\n", "'examples' must be a mapping"),
         ("[1, 2]\n", "top level must be a mapping"),
         ("training: {a: [}\n", "invalid YAML"),
@@ -50,3 +51,9 @@ def test_cli_overrides_are_validated():
     assert config.training.train_steps == 5 and config.examples.span is None
     with pytest.raises(ConfigError, match="command line: 'training.list_size' = -1"):
         apply_overrides(load_config(), {"training.list_size": -1})
+
+
+def test_the_counterfactual_dcg_is_a_gate_metric(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("evaluation:\n  metric: dcg_10\n")
+    assert load_config(path).evaluation.metric == "dcg_10"

@@ -76,7 +76,7 @@ def test_first_model_is_blessed_against_the_trivial_ranker_and_registered(runs):
     assert trivial["ranker"] == "logged order" and trivial["lists"] == evaluation["lists"]
     assert evaluation["metrics"]["ndcg_10"] >= trivial["metrics"]["ndcg_10"] + 0.05
     assert "no serving model" in evaluation["reason"] and "logged order's" in evaluation["reason"]
-    assert set(evaluation["metrics"]) == {"ndcg_1", "ndcg_5", "ndcg_10", "mrr"}
+    assert set(evaluation["metrics"]) == {"ndcg_1", "ndcg_5", "ndcg_10", "mrr", "dcg_1", "dcg_5", "dcg_10"}
     assert evaluation["split"] == "test"  # judged on lists neither fitted nor selected on
     # Slices: list-length buckets, the span, and each value of the configured context feature.
     slices = evaluation["slices"]

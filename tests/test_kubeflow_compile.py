@@ -150,9 +150,12 @@ def test_ipw_adds_the_propensity_estimator_before_tuner_and_trainer(tmp_path):
     assert graph == _local_graph(config)
     assert graph["PropensityEstimator"] >= {"ElwcExampleGen", "ImportSchemaGen"}
     assert "PropensityEstimator" in graph["Trainer"] and "PropensityEstimator" in graph["Tuner"]
-    for task in ("Trainer", "Tuner"):
+    # The evaluator judges click labels with the same propensities (propensity-weighted NDCG).
+    for task in ("Trainer", "Tuner", "RankingEvaluator"):
         source = tasks[task]["inputs"]["artifacts"]["propensities"]["taskOutputArtifact"]
         assert source == {"outputArtifactKey": "propensities", "producerTask": "PropensityEstimator"}
+    evaluator_parameters = tasks["RankingEvaluator"]["inputs"]["parameters"]
+    assert float(evaluator_parameters["ipw_max_weight"]["runtimeValue"]["constant"]) == 10.0
     executors = job["pipelineSpec"]["deploymentSpec"]["executors"]
     assert executors["Trainer_executor"]["container"]["args"][1] == "components.propensity_estimator.trainer.Executor"
     # Vertex training jobs: the Vertex Trainer's executor, with the propensities input.

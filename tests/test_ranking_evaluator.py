@@ -30,7 +30,9 @@ def test_table_averages_over_lists_with_a_relevant_document_and_counts_the_rest(
     assert summary["metrics"]["ndcg_10"] == pytest.approx((worst + 1.0) / 2)
     assert summary["metrics"]["ndcg_1"] == pytest.approx((0.0 + 1.0) / 2)
     assert summary["metrics"]["mrr"] == pytest.approx((1 / 2 + 1.0) / 2)
-    assert set(summary["metrics"]) == {"ndcg_1", "ndcg_5", "ndcg_10", "mrr"}
+    # DCG@10 (not normalised), over the same two lists: 0 + 1/log2(3) + 3/2 and 3 + 1/log2(3)
+    assert summary["metrics"]["dcg_10"] == pytest.approx((1.5 + 3.0 + 2.0 / np.log2(3)) / 2)
+    assert set(summary["metrics"]) == {"ndcg_1", "ndcg_5", "ndcg_10", "mrr", "dcg_1", "dcg_5", "dcg_10"}
 
 
 def test_table_refuses_results_without_any_relevant_document():

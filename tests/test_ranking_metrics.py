@@ -89,6 +89,100 @@ def test_nan_scores_are_refused():
         ndcg_at_k(np.array([1, 0]), np.array([np.nan, 0.0]))
 
 
+# --- gain weights (propensity-weighted NDCG) -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "labels,scores",
+    [([2, 0, 1, 0, 3], [0.5, 0.5, 0.5, 0.1, 0.9]), ([0, 1, 0, 0], [1.0, 1.0, 1.0, 1.0]), ([1, 0, 2], [3.0, 2.0, 1.0])],
+)
+def test_unit_gain_weights_are_the_unweighted_metric(labels, scores):
+    labels, scores = np.array(labels, float), np.array(scores)
+    ones = np.ones(labels.size)
+    for k in (1, 5, 10):
+        assert ndcg_at_k(labels, scores, k, ones) == pytest.approx(ndcg_at_k(labels, scores, k), abs=1e-15)
+    assert list_metrics(labels, scores, ones) == pytest.approx(list_metrics(labels, scores))
+
+
+def test_weighted_ndcg_by_hand():
+    labels, weights = np.array([1.0, 0.0, 1.0]), np.array([1.0, 1.0, 4.0])
+    scores = np.array([3.0, 2.0, 1.0])
+    # gains w * (2^rel - 1) = [1, 0, 4]; DCG = 1/log2(2) + 0 + 4/log2(4) = 3
+    # ideal: [4, 1, 0] -> 4 + 1/log2(3)
+    assert ndcg_at_k(labels, scores, 10, weights) == pytest.approx(3.0 / (4.0 + 1.0 / math.log2(3)))
+    assert ndcg_at_k(labels, scores, 1, weights) == pytest.approx(1.0 / 4.0)
+    # unweighted the same list is 1.5 / (1 + 1/log2(3)) and NDCG@1 = 1: the weights change the verdict
+    assert ndcg_at_k(labels, scores, 10) == pytest.approx(1.5 / (1.0 + 1.0 / math.log2(3)))
+    assert ndcg_at_k(labels, scores, 1) == 1.0
+    # MRR has no gain: unchanged by weights
+    metrics = list_metrics(labels, scores, weights)
+    assert metrics["mrr"] == 1.0 and metrics["ndcg_1"] == pytest.approx(0.25)
+
+
+def test_weighted_ties_are_the_expectation_over_orderings():
+    labels, weights = np.array([1.0, 0.0, 1.0]), np.array([1.0, 1.0, 4.0])
+    scores = np.array([1.0, 1.0, 0.0])
+    # ranks 1-2 share the tie group's mean gain (1 + 0) / 2; doc 3 (gain 4) at rank 3
+    by_hand = (0.5 + 0.5 / math.log2(3) + 4.0 / 2.0) / (4.0 + 1.0 / math.log2(3))
+    assert ndcg_at_k(labels, scores, 10, weights) == pytest.approx(by_hand)
+    for k in (1, 2, 3):
+        expected = _mean_over_orderings(labels, scores, lambda lab, s, k=k: ndcg_at_k(lab, s, k, weights))
+        assert ndcg_at_k(labels, scores, k, weights) == pytest.approx(expected, abs=1e-12)
+
+
+def test_bad_gain_weights_are_refused():
+    with pytest.raises(ValueError, match="differ in shape"):
+        ndcg_at_k(np.array([1.0, 0.0]), np.zeros(2), 10, np.ones(3))
+    with pytest.raises(ValueError, match="finite"):
+        ndcg_at_k(np.array([1.0, 0.0]), np.zeros(2), 10, np.array([np.inf, 1.0]))
+
+
+def test_with_one_relevant_document_the_weights_cancel():
+    labels, scores = np.array([0.0, 1.0, 0.0]), np.array([3.0, 2.0, 1.0])
+    assert ndcg_at_k(labels, scores, 10, np.array([1.0, 7.0, 2.0])) == pytest.approx(ndcg_at_k(labels, scores, 10))
+
+
+# --- DCG@k (unnormalised; the counterfactual DCG under ipw) -----------------------------------
+
+
+def test_unweighted_dcg_by_hand():
+    labels, scores = np.array([2.0, 0.0, 1.0]), np.array([1.0, 3.0, 2.0])
+    # ranked: label 0, 1, 2 -> 0 + 1/log2(3) + 3/log2(4)
+    metrics = list_metrics(labels, scores)
+    assert metrics["dcg_10"] == pytest.approx(1.0 / math.log2(3) + 1.5)
+    assert metrics["dcg_5"] == metrics["dcg_10"]
+    assert metrics["dcg_1"] == 0.0
+    # not normalised: NDCG@10 of the same list is DCG / ideal (3 + 1/log2(3))
+    assert metrics["ndcg_10"] == pytest.approx(metrics["dcg_10"] / (3.0 + 1.0 / math.log2(3)))
+
+
+def test_weighted_dcg_by_hand():
+    labels, weights = np.array([1.0, 0.0, 1.0]), np.array([1.0, 1.0, 4.0])
+    # weighted gains [1, 0, 4]; ranked C, B, A: 4 + 0 + 1/log2(4)
+    metrics = list_metrics(labels, np.array([1.0, 2.0, 3.0]), weights)
+    assert metrics["dcg_10"] == pytest.approx(4.5) and metrics["dcg_1"] == pytest.approx(4.0)
+    # one relevant document: NDCG cannot tell rank 1 at weight 1 from rank 1 at weight 4, DCG can
+    one = np.array([0.0, 0.0, 1.0])
+    top = np.array([1.0, 2.0, 3.0])
+    light, heavy = list_metrics(one, top, np.ones(3)), list_metrics(one, top, np.array([1.0, 1.0, 4.0]))
+    assert light["ndcg_10"] == heavy["ndcg_10"] == 1.0
+    assert (light["dcg_10"], heavy["dcg_10"]) == (pytest.approx(1.0), pytest.approx(4.0))
+
+
+def test_dcg_ties_are_the_expectation_over_orderings():
+    labels, weights = np.array([1.0, 0.0, 1.0]), np.array([1.0, 1.0, 4.0])
+    scores = np.array([1.0, 1.0, 0.0])
+    # ranks 1-2 share the mean gain (1 + 0) / 2, the gain-4 document at rank 3
+    assert list_metrics(labels, scores, weights)["dcg_10"] == pytest.approx(0.5 + 0.5 / math.log2(3) + 2.0)
+    for k in (1, 5, 10):
+        expected = _mean_over_orderings(labels, scores, lambda lab, s, k=k: list_metrics(lab, s, weights)[f"dcg_{k}"])
+        assert list_metrics(labels, scores, weights)[f"dcg_{k}"] == pytest.approx(expected, abs=1e-12)
+
+
+def test_dcg_skips_the_lists_ndcg_skips():
+    assert list_metrics(np.zeros(3), np.array([1.0, 2.0, 3.0]), np.ones(3)) is None
+
+
 def test_the_trainers_validation_metrics_are_this_definition():
     """TF-Ranking's metrics as the Trainer compiles them give the numpy means: lists without a
     relevant document are left out (TF-Ranking alone would count them as 0), padding (-1) is

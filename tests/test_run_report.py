@@ -245,3 +245,19 @@ def test_the_file_names_the_report_reads_are_the_ones_the_components_write():
     assert report_read.SUMMARY_FILE == SUMMARY_FILE
     assert report_read.TENSORBOARD_DIR == LOGS_DIR
     assert report_read.TUNER_OBJECTIVE == VAL_NDCG_METRIC
+
+
+def test_a_dcg_gate_draws_the_dcgs_on_their_own_axis():
+    from pipeline.run_report.render import metrics_chart
+
+    metrics = {"ndcg_10": 0.52, "mrr": 0.50, "dcg_1": 0.78, "dcg_10": 3.14}
+    evaluation = {
+        "metrics": metrics,
+        "trivial": {"ranker": "logged order", "metrics": {**metrics, "dcg_10": 2.80}},
+        "gate": {"metric": "dcg_10", "min_lift": 0.01, "max_regression": 0.01},
+    }
+    chart = metrics_chart(evaluation)
+    assert "DCG@10" in chart and "DCG@1" in chart and "gate: ≥ 2.81" in chart
+    assert "NDCG" not in chart and "MRR" not in chart  # [0, 1] metrics would be squashed against DCG's scale
+    ndcg_gated = metrics_chart({**evaluation, "gate": {**evaluation["gate"], "metric": "ndcg_10"}})
+    assert "NDCG@10" in ndcg_gated and "MRR" in ndcg_gated and ">DCG@1<" not in ndcg_gated

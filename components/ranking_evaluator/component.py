@@ -7,6 +7,12 @@ parses it, and have no list-wise slicing of ELWC). The evaluator instead feeds t
 serialized ELWC to each model's ``serving_default`` signature, exactly what TF
 Serving would receive, and computes the pipeline's metrics (``modules.ranking_metrics``)
 in numpy.
+
+With a ``propensities`` input (``training.position_bias: ipw``, click labels) every
+ranker's NDCG is propensity-weighted: each document's gain is multiplied by
+``min(1 / propensity(position), ipw_max_weight)``, the trainer's weights, in DCG and
+ideal DCG (Joachims et al., WSDM 2017), so the logged order's position bias does not
+decide the gate.
 """
 
 from __future__ import annotations
@@ -50,6 +56,8 @@ class RankingEvaluator(base_component.BaseComponent):
         batch_size: int = 64,
         split: str = "test",
         slice_features: tuple[str, ...] = (),
+        propensities: types.BaseChannel | None = None,
+        ipw_max_weight: float = 10.0,
     ):
         registry = {}
         if served_baseline is not None:
@@ -75,6 +83,8 @@ class RankingEvaluator(base_component.BaseComponent):
                 split=split,
                 slice_features=json.dumps(list(slice_features)),
                 **registry,
+                propensities=propensities,
+                ipw_max_weight=None if propensities is None else float(ipw_max_weight),
                 evaluation=types.Channel(type=standard_artifacts.ModelEvaluation),
                 blessing=types.Channel(type=standard_artifacts.ModelBlessing),
             )

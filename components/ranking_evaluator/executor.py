@@ -5,6 +5,14 @@ moves it), read from the registry's own copy: exactly the model that answers
 requests. Its MLMD Model artifact id, recorded by the Pusher when it registered the
 version, is stored on the evaluation and the blessing, so lineage links the two.
 A ``baseline_model`` channel, when wired, takes precedence (pipelines composed by hand).
+
+With a ``propensities`` input (click labels, ``training.position_bias: ipw``) the
+NDCGs of the candidate, the baseline and the trivial ranker are all
+propensity-weighted: each document's gain is multiplied by the weight the Trainer
+gave it, ``min(1 / propensity(position), ipw_max_weight)``. Raw clicks favour the
+order they were logged in; the weighted metric is the counterfactual estimate of
+the ranking's quality by relevance. The reason, the report and the evaluation's
+``weighting`` say which metric was used.
 """
 
 from __future__ import annotations
@@ -14,9 +22,10 @@ import dataclasses
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
+import numpy as np
 from absl import logging
 from tensorflow_metadata.proto.v0 import schema_pb2
 from tfx.components.evaluator import constants
@@ -24,9 +33,11 @@ from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 from tfx.utils import io_utils, path_utils
 
+from components.propensity_estimator.spec import PROPENSITIES_KEY
 from components.ranking_evaluator import scoring
 from components.ranking_evaluator.gate import Gate, judge
 from modules.features import Role, feature_set_from_schema
+from modules.training.position_bias import load_propensities
 
 EVALUATION_FILE = "evaluation.json"
 
@@ -122,6 +133,19 @@ def _gate(exec_properties) -> Gate:
 
 
 CANDIDATE, BASELINE, TRIVIAL = "candidate", "baseline", "trivial"
+UNWEIGHTED, IPW = "unweighted", "propensity-weighted (ipw)"
+
+
+def _gain_weights(input_dict, exec_properties) -> tuple[Callable[[np.ndarray], np.ndarray] | None, float | None]:
+    """Inverse propensity gain weights per document position (the Trainer's) and their clip; (None, None)
+    without a Propensities input."""
+    artifacts = input_dict.get(PROPENSITIES_KEY) or []
+    if not artifacts:
+        return None, None
+    propensities = load_propensities(artifact_utils.get_single_instance(artifacts).uri)
+    max_weight = exec_properties.get("ipw_max_weight")
+    max_weight = 10.0 if max_weight is None else float(max_weight)
+    return (lambda positions: propensities.weights(positions, max_weight)), max_weight
 
 
 class Executor(base_executor.BaseExecutor):
@@ -145,22 +169,26 @@ class Executor(base_executor.BaseExecutor):
             json.loads(exec_properties.get("slice_features") or "[]"),
         )
         trivial_name = "logged order" if keys.position else "random order"
+        gain_weights, max_weight = _gain_weights(input_dict, exec_properties)
+        weighting = UNWEIGHTED if gain_weights is None else IPW
 
         with _baseline(input_dict, exec_properties) as baseline:
             scorers = {CANDIDATE: scoring.ServingScorer(path_utils.serving_model_path(model.uri))}
             if baseline is not None:
                 scorers[BASELINE] = scoring.ServingScorer(baseline.saved_model_dir)
-            table = scoring.score_lists(scoring.read_batches(files, batch_size), keys, scorers, TRIVIAL)
+            table = scoring.score_lists(scoring.read_batches(files, batch_size), keys, scorers, TRIVIAL, gain_weights)
         candidate = {**table.summary(CANDIDATE), "documents_without_label": table.missing_labels}
         trivial = table.summary(TRIVIAL)
         baseline_result = table.summary(BASELINE) if baseline is not None else None
-        logging.info("Candidate model %s on split '%s': %s", model.id, split, candidate["metrics"])
+        logging.info("Candidate model %s on split '%s' (%s): %s", model.id, split, weighting, candidate["metrics"])
         logging.info("Trivial ranker (%s): %s", trivial_name, trivial["metrics"])
         if baseline is not None:
             logging.info("Baseline %s: %s", baseline.description, baseline_result["metrics"])
         judgement = judge(
             candidate["metrics"], baseline_result and baseline_result["metrics"], gate, trivial["metrics"], trivial_name
         )
+        if gain_weights is not None:  # the number means one thing wherever the reason is shown
+            judgement = dataclasses.replace(judgement, reason=f"{IPW}: {judgement.reason}")
         logging.info("Blessed: %s (%s)", judgement.blessed, judgement.reason)
 
         report = {
@@ -168,6 +196,9 @@ class Executor(base_executor.BaseExecutor):
             "span": _span(examples),
             "model_artifact_id": model.id,
             "model_uri": model.uri,
+            # unweighted | propensity-weighted (ipw): the NDCGs' gains times min(1/propensity, ipw_max_weight)
+            "weighting": weighting,
+            "ipw_max_weight": max_weight,
             **candidate,
             "baseline": None
             if baseline is None
@@ -194,6 +225,7 @@ class Executor(base_executor.BaseExecutor):
             if baseline_result is not None:
                 evaluation.set_float_custom_property(f"baseline_{name}", baseline_result["metrics"][name])
         evaluation.set_int_custom_property("lists", candidate["lists"])
+        evaluation.set_string_custom_property("weighting", weighting)
         evaluation.set_int_custom_property("model_id", model.id)
         evaluation.set_int_custom_property(constants.ARTIFACT_PROPERTY_BLESSED_KEY, int(judgement.blessed))
         evaluation.set_string_custom_property(constants.ARTIFACT_PROPERTY_BLESSING_MESSAGE_KEY, judgement.reason)

@@ -62,12 +62,20 @@ class ListTable:
     context: dict[str, list[Any]] = dataclasses.field(default_factory=dict)
     missing_labels: int = 0  # documents without a label, scored as label 0
 
-    def add(self, labels: np.ndarray, scores: dict[str, np.ndarray], context: dict[str, Any], missing: int = 0):
+    def add(
+        self,
+        labels: np.ndarray,
+        scores: dict[str, np.ndarray],
+        context: dict[str, Any],
+        missing: int = 0,
+        weights: np.ndarray | None = None,
+    ):
+        """One list; ``weights``: per-document gain weights, applied to every ranker alike."""
         labels = np.asarray(labels, dtype=np.float64)
         self.lengths.append(int(labels.size))
         self.missing_labels += missing
         for ranker in self.rankers:
-            metrics = list_metrics(labels, scores[ranker])
+            metrics = list_metrics(labels, scores[ranker], weights)
             row = [np.nan] * len(METRIC_NAMES) if metrics is None else [metrics[m] for m in METRIC_NAMES]
             self.values.setdefault(ranker, []).append(row)
         for name in self.slice_features:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import glob
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 import tensorflow as tf
@@ -55,6 +55,8 @@ class ParsedList:
     missing_labels: int
     positions: np.ndarray | None  # None unless every document has one
     context: dict[str, float | str | None]
+    # Every document's position, 0 where it has none (what training reads); empty without a position key.
+    document_positions: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,6 +75,7 @@ def parse_list(record: bytes, keys: Keys) -> ParsedList:
         missing_labels=sum(v is None for v in labels),
         positions=np.asarray(positions, dtype=np.float64) if positions and None not in positions else None,
         context={name: _value(elwc.context.features.feature.get(name)) for name in keys.slices},
+        document_positions=np.asarray([0.0 if v is None else v for v in positions], dtype=np.float64),
     )
 
 
@@ -111,9 +114,19 @@ def _list_scores(scorer: ServingScorer, scores: np.ndarray, mask: np.ndarray, n:
 
 
 def score_lists(
-    batches: Iterable[list[bytes]], keys: Keys, scorers: dict[str, ServingScorer], trivial: str = "trivial"
+    batches: Iterable[list[bytes]],
+    keys: Keys,
+    scorers: dict[str, ServingScorer],
+    trivial: str = "trivial",
+    gain_weights: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> ListTable:
-    """Per-list metrics of every scorer and of the trivial ranker (under ``trivial``), on the same lists."""
+    """Per-list metrics of every scorer and of the trivial ranker (under ``trivial``), on the same lists.
+
+    ``gain_weights``: document positions (0: none) -> per-document gain weights, the same
+    for every ranker of a list (propensity-weighted NDCG); None: unweighted.
+    """
+    if gain_weights is not None and not keys.position:
+        raise ValueError("propensity-weighted evaluation needs the schema's 'role:position' feature")
     table = ListTable(rankers=(*scorers, trivial), slice_features=keys.slices)
     for records in batches:
         outputs = {name: scorer(records) for name, scorer in scorers.items()}
@@ -124,5 +137,6 @@ def score_lists(
                 name: _list_scores(scorers[name], scores[i], mask[i], n) for name, (scores, mask) in outputs.items()
             }
             ranked[trivial] = trivial_scores(parsed)
-            table.add(parsed.labels, ranked, parsed.context, parsed.missing_labels)
+            weights = None if gain_weights is None else gain_weights(parsed.document_positions)
+            table.add(parsed.labels, ranked, parsed.context, parsed.missing_labels, weights)
     return table

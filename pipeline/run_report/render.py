@@ -16,7 +16,16 @@ from pipeline.run_report import svg
 from pipeline.run_report.read import ExamplesData, RunData, VersionData
 from pipeline.run_report.svg import esc, fmt
 
-METRIC_LABELS = {"ndcg_1": "NDCG@1", "ndcg_5": "NDCG@5", "ndcg_10": "NDCG@10", "mrr": "MRR", "loss": "loss"}
+METRIC_LABELS = {
+    "ndcg_1": "NDCG@1",
+    "ndcg_5": "NDCG@5",
+    "ndcg_10": "NDCG@10",
+    "mrr": "MRR",
+    "dcg_1": "DCG@1",
+    "dcg_5": "DCG@5",
+    "dcg_10": "DCG@10",
+    "loss": "loss",
+}
 
 CSS = """
 :root { color-scheme: light; }
@@ -155,12 +164,17 @@ def _difference_interval(evaluation: dict[str, Any]) -> tuple[float, float] | No
 
 
 def metrics_chart(evaluation: dict[str, Any]) -> str:
-    """Candidate, baseline and trivial ranker per metric on all test lists; the gate on its metric."""
+    """Candidate, baseline and trivial ranker per metric on all test lists; the gate on its metric.
+
+    One axis: the unnormalised DCGs (unbounded) are drawn when the gate judges one of them,
+    otherwise the metrics in [0, 1]; the table below the chart lists them all.
+    """
     candidate = evaluation.get("metrics") or {}
-    metrics = list(candidate)
     baseline = (evaluation.get("baseline") or {}).get("metrics")
     trivial = (evaluation.get("trivial") or {}).get("metrics")
     gate_metric = (evaluation.get("gate") or {}).get("metric")
+    dcg_gate = str(gate_metric).startswith("dcg_")
+    metrics = [m for m in candidate if m.startswith("dcg_") == dcg_gate]
     difference = evaluation.get("difference") or {}
     interval = _difference_interval(evaluation)
     intervals = None
@@ -790,7 +804,7 @@ def versions_chart(versions: Sequence[VersionData]) -> str:
         x_label="registered version",
         y_label="metric at registration",
         vlines=vlines,
-        y_clamp=(0.0, 1.0),
+        y_clamp=(0.0, math.inf) if any(m.startswith("dcg_") for m in metrics) else (0.0, 1.0),  # DCG is unbounded
     )
 
 
