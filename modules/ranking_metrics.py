@@ -44,6 +44,12 @@ import numpy as np
 NDCG_CUTOFFS = (1, 5, 10)
 DCG_CUTOFFS = (1, 5, 10)
 METRIC_NAMES = tuple(f"ndcg_{k}" for k in NDCG_CUTOFFS) + ("mrr",) + tuple(f"dcg_{k}" for k in DCG_CUTOFFS)
+# How reports and the run summary name them.
+METRIC_LABELS = {
+    **{f"ndcg_{k}": f"NDCG@{k}" for k in NDCG_CUTOFFS},
+    "mrr": "MRR",
+    **{f"dcg_{k}": f"DCG@{k}" for k in DCG_CUTOFFS},
+}
 
 
 def _discounts(n: int) -> np.ndarray:

@@ -7,20 +7,11 @@ import json
 import sys
 from typing import TYPE_CHECKING
 
+from modules.ranking_metrics import METRIC_LABELS
 from pipeline.config import Config
 
 if TYPE_CHECKING:
     from pipeline.report import RunReport
-
-METRIC_LABELS = {
-    "ndcg_1": "NDCG@1",
-    "ndcg_5": "NDCG@5",
-    "ndcg_10": "NDCG@10",
-    "mrr": "MRR",
-    "dcg_1": "DCG@1",
-    "dcg_5": "DCG@5",
-    "dcg_10": "DCG@10",
-}
 
 
 def open_configured_registry(config: Config):

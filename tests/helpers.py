@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import json
 import os
 import shutil
 from pathlib import Path
@@ -84,3 +85,18 @@ def tiny_config(home, **overrides):
         "tuner.train_steps": 20,
     }
     return apply_overrides(load_config(), {**base, **overrides})
+
+
+def example_gen_summary(examples) -> dict:
+    """ElwcExampleGen's ``summary.json`` of an Examples artifact."""
+    with open(os.path.join(examples.uri, "summary.json")) as handle:
+        return json.load(handle)
+
+
+def dead_letter(examples) -> list[dict]:
+    """Every dead-letter entry of an Examples artifact, by source file and line."""
+    entries = []
+    for path in glob.glob(os.path.join(examples.uri, "dead_letter", "*.jsonl")):
+        with open(path) as handle:
+            entries += [json.loads(line) for line in handle if line.strip()]
+    return sorted(entries, key=lambda e: (str(e.get("source")), e.get("line") or 0))

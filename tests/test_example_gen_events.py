@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import glob
 import json
-import os
 
 import pyarrow as pa
 import pytest
@@ -20,7 +18,7 @@ from components.elwc_example_gen import executor as executor_lib
 from components.elwc_example_gen.formats import FormatOptions
 from modules.features import DEFAULT_SCHEMA_PATH
 from pipeline.report import latest_run_report
-from tests.helpers import read_lists, schema_artifact
+from tests.helpers import dead_letter, example_gen_summary, read_lists, schema_artifact
 
 LABELS = {"purchase": 2, "add_to_cart": 1, "click": 1}
 COLUMNS = {"query_id": "request_id", "doc_id": "item_id"}
@@ -97,19 +95,6 @@ def _labels(examples) -> dict[tuple[str, str], int]:
     return out
 
 
-def _summary(examples) -> dict:
-    with open(os.path.join(examples.uri, "summary.json")) as handle:
-        return json.load(handle)
-
-
-def _dead_letter(examples) -> list[dict]:
-    entries = []
-    for path in glob.glob(os.path.join(examples.uri, "dead_letter", "*.jsonl")):
-        with open(path) as handle:
-            entries += [json.loads(line) for line in handle if line.strip()]
-    return sorted(entries, key=lambda e: (e["source"], e["line"]))
-
-
 def test_highest_grade_wins_and_unknown_types_have_no_grade():
     grades = events_lib.event_grades(pa.array(["click", "purchase", "view", None]), LABELS).to_pylist()
     assert grades == [1, 2, None, None]
@@ -155,9 +140,9 @@ def test_events_join_impressions_by_request_and_item(tmp_path):
         ("r3", "e"): 0,  # no event at all
     }
     events_file = str(data / "span-1" / "events" / "part-00000.csv")
-    dead = [(e["reason"], e["source"], e["line"]) for e in _dead_letter(examples)]
+    dead = [(e["reason"], e["source"], e["line"]) for e in dead_letter(examples)]
     assert dead == [("event without impression", events_file, 6), ("bad_timestamp", events_file, 9)]
-    summary = _summary(examples)
+    summary = example_gen_summary(examples)
     assert summary["dead_letter"] == {"bad_timestamp": 1, "event without impression": 1}
     assert summary["rows_read"] == 6 + 8 + 2  # impressions and events
     events = summary["events"]
@@ -180,7 +165,7 @@ def test_an_impression_without_item_id_is_set_aside_not_labelled(tmp_path):
     _write(data / "ev" / "a.csv", "request_id,item_id,event\nr1,a,click\n")
     examples = _run(tmp_path, "imp/*.csv", _events(input_pattern="ev/*.csv", timestamp_column=None), span=0)
     assert _labels(examples) == {("r1", "a"): 1}
-    assert [(e["reason"], e["line"]) for e in _dead_letter(examples)] == [("missing_doc_id", 3)]
+    assert [(e["reason"], e["line"]) for e in dead_letter(examples)] == [("missing_doc_id", 3)]
 
 
 def test_events_without_impressions_over_the_allowed_fraction_fail_the_run(tmp_path):
@@ -201,10 +186,10 @@ def test_flat_outcome_columns_go_through_the_same_mapping(tmp_path):
     flat = events_lib.EventsOptions(input_pattern=None, labels={"bought": 2, "clicked": 1})
     examples = _run(tmp_path, "span-3/*.csv", flat, span=3, columns={})
     assert _labels(examples) == {("m1", "a"): 2, ("m1", "b"): 1, ("m1", "c"): 0, ("m2", "a"): 1}
-    dead = _dead_letter(examples)
+    dead = dead_letter(examples)
     assert [(e["reason"], e["line"]) for e in dead] == [("bad_outcome", 6)]
     assert "'clicked': 'maybe'" in dead[0]["detail"]
-    assert _summary(examples)["events"]["labels"] == {"0": 1, "1": 2, "2": 1}
+    assert example_gen_summary(examples)["events"]["labels"] == {"0": 1, "1": 2, "2": 1}
 
 
 def test_flat_shape_without_an_outcome_column_fails_naming_it(tmp_path):

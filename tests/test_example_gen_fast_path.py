@@ -26,7 +26,7 @@ from components.elwc_example_gen.encode import encode_examples
 from components.elwc_example_gen.formats import FormatOptions
 from components.elwc_example_gen.rows import BadRowError, ColumnLayout, parse_letor_row, parse_row
 from modules.features import Dtype, load_feature_set
-from tests.helpers import run_example_gen
+from tests.helpers import dead_letter, run_example_gen
 
 FEATURES = load_feature_set()
 CSV_COLUMNS = [f.name for f in FEATURES.features]
@@ -130,14 +130,6 @@ def _written(examples) -> dict[bytes, bytes]:
     return out
 
 
-def _dead_letter(examples) -> list[dict]:
-    entries = []
-    for path in glob.glob(os.path.join(examples.uri, "dead_letter", "*.jsonl")):
-        with open(path) as handle:
-            entries += [json.loads(line) for line in handle if line.strip()]
-    return entries
-
-
 @pytest.mark.parametrize("chunk_bytes", [300, 32 << 20])
 def test_column_wise_path_writes_exactly_the_row_wise_reference_records(tmp_path, chunk_bytes):
     _write_fixture(tmp_path / "data")
@@ -149,7 +141,7 @@ def test_column_wise_path_writes_exactly_the_row_wise_reference_records(tmp_path
     assert len(expected) > 30 and written.keys() == expected.keys()
     different = [qid for qid in expected if written[qid] != expected[qid]]
     assert not different, f"{len(different)} lists differ from the reference, e.g. {different[:3]}"
-    dead = {(os.path.basename(e["source"]), e["line"], e["reason"]) for e in _dead_letter(examples)}
+    dead = {(os.path.basename(e["source"]), e["line"], e["reason"]) for e in dead_letter(examples)}
     assert dead == expected_dead and len(dead) == 8
     with open(os.path.join(examples.uri, "summary.json")) as handle:
         summary = json.load(handle)
@@ -190,7 +182,7 @@ def test_a_line_that_is_not_utf8_goes_to_the_dead_letter_naming_file_and_line(tm
     }[name]
     (data / name).write_bytes(b"\n".join(good) + b"\n")
     examples = run_example_gen(tmp_path, {"all": "*"}, hash_split=False)
-    entries = _dead_letter(examples)
+    entries = dead_letter(examples)
     bad_line = 3 if name == "logs.csv" else 2
     assert [(os.path.basename(e["source"]), e["line"], e["reason"]) for e in entries] == [
         (name, bad_line, sources.UNDECODABLE_LINE)
@@ -226,7 +218,7 @@ def test_a_truncated_gzip_file_is_dead_lettered_whole_when_configured(tmp_path):
     _truncated_gzip(data / "part.txt.gz", 3000)
     options = FormatOptions(on_corrupt_file="dead_letter")
     examples = run_example_gen(tmp_path, {"all": "*"}, options=options, max_bad=1.0)
-    (entry,) = _dead_letter(examples)
+    (entry,) = dead_letter(examples)
     assert entry["reason"] == sources.CORRUPT_FILE and entry["source"] == str(data / "part.txt.gz")
     assert entry["rows"] > 1  # the readable part of the file counts as bad rows
     written = _written(examples)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import glob
 import json
-import os
 import types
 
 import numpy as np
@@ -16,7 +14,7 @@ import pytest
 from components.elwc_example_gen import nested
 from components.elwc_example_gen.formats import FormatOptions
 from modules.features import load_feature_set
-from tests.helpers import read_lists, run_example_gen
+from tests.helpers import dead_letter, example_gen_summary, read_lists, run_example_gen
 
 # BigQuery's ARRAY_AGG(STRUCT(...)) export shape; q2 lacks query_length and has an extra top-level
 # field, b has an extra document field, c has no price.
@@ -51,19 +49,6 @@ def _value(feature):
     return value
 
 
-def _summary(examples) -> dict:
-    with open(os.path.join(examples.uri, "summary.json")) as handle:
-        return json.load(handle)
-
-
-def _dead_letter(examples) -> list[dict]:
-    entries = []
-    for path in glob.glob(os.path.join(examples.uri, "dead_letter", "*.jsonl")):
-        with open(path) as handle:
-            entries += [json.loads(line) for line in handle if line.strip()]
-    return sorted(entries, key=lambda e: e["line"])
-
-
 EXPECTED = {
     "q1": [
         {"query_length": 3, "doc_id": b"a", "position": 1, "price": 1.5, "label": 2},
@@ -83,7 +68,7 @@ def test_jsonl_lists_become_elwc_with_missing_fields_absent_and_extra_fields_cou
     _write_jsonl(tmp_path / "data" / "lists.jsonl", ROWS)
     examples = run_example_gen(tmp_path, {"all": "*.jsonl"}, options=OPTIONS, max_bad=0.0)
     assert _lists(examples) == EXPECTED
-    summary = _summary(examples)
+    summary = example_gen_summary(examples)
     assert summary["ignored_fields"] == {"docs.colour": 1, "session": 1}  # once per file, not per row
     assert summary["rows_read"] == 3 and summary["bad_rows"] == 0
 
@@ -96,7 +81,7 @@ def test_parquet_lists_read_as_list_of_struct_columns(tmp_path):
     pq.write_table(table, tmp_path / "data" / "lists.parquet")
     examples = run_example_gen(tmp_path, {"all": "*.parquet"}, options=OPTIONS, max_bad=0.0)
     assert _lists(examples) == EXPECTED
-    assert _summary(examples)["ignored_fields"] == {"docs.colour": 1, "session": 1}
+    assert example_gen_summary(examples)["ignored_fields"] == {"docs.colour": 1, "session": 1}
 
 
 @pytest.mark.parametrize(
@@ -113,7 +98,7 @@ def test_a_row_without_a_documents_list_goes_to_the_dead_letter_with_file_and_li
     _write_jsonl(path, ROWS[:1], extra_lines=["", bad_line, json.dumps(ROWS[1])])
     examples = run_example_gen(tmp_path, {"all": "*.jsonl"}, options=OPTIONS)
     assert _lists(examples) == EXPECTED
-    (entry,) = _dead_letter(examples)
+    (entry,) = dead_letter(examples)
     assert (entry["reason"], entry["source"], entry["line"]) == ("bad_documents_field", str(path), 3)
     assert detail in entry["detail"]
 
@@ -123,7 +108,7 @@ def test_a_bad_document_value_names_the_line_of_its_list(tmp_path):
     _write_jsonl(tmp_path / "data" / "lists.jsonl", rows)
     examples = run_example_gen(tmp_path, {"all": "*.jsonl"}, options=OPTIONS)
     assert set(_lists(examples)) == {"q1"}
-    (entry,) = _dead_letter(examples)
+    (entry,) = dead_letter(examples)
     assert (entry["reason"], entry["line"]) == ("bad_value", 2)
     assert "column 'price'" in entry["detail"]
 

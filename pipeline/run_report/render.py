@@ -12,20 +12,12 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from modules import ranking_metrics
 from pipeline.run_report import svg
 from pipeline.run_report.read import ExamplesData, RunData, VersionData
 from pipeline.run_report.svg import esc, fmt
 
-METRIC_LABELS = {
-    "ndcg_1": "NDCG@1",
-    "ndcg_5": "NDCG@5",
-    "ndcg_10": "NDCG@10",
-    "mrr": "MRR",
-    "dcg_1": "DCG@1",
-    "dcg_5": "DCG@5",
-    "dcg_10": "DCG@10",
-    "loss": "loss",
-}
+METRIC_LABELS = {**ranking_metrics.METRIC_LABELS, "loss": "loss"}
 
 CSS = """
 :root { color-scheme: light; }
