@@ -19,8 +19,8 @@ import pytest
 from components.elwc_example_gen import formats, sources
 from components.elwc_example_gen.formats import FormatOptions
 from modules.features import load_feature_set
-from tests.helpers import run_example_gen
-from tests.test_example_gen_fast_path import _dead_letter, _written
+from tests.helpers import dead_letter, run_example_gen
+from tests.test_example_gen_fast_path import _written
 
 FEATURES = load_feature_set()
 WHOLE = 1 << 30  # larger than any file here: one chunk per file
@@ -48,7 +48,7 @@ def _csv_text(rows: list[dict]) -> str:
 def _run(tmp_path, name: str, chunk_bytes: int, pattern: str):
     options = FormatOptions(format="auto", chunk_bytes=chunk_bytes)
     examples = run_example_gen(tmp_path / name, {"all": pattern}, options=options, max_bad=1.0)
-    return _written(examples), _dead_letter(examples)
+    return _written(examples), dead_letter(examples)
 
 
 def _copy_data(tmp_path, files: dict[str, bytes]) -> None:
