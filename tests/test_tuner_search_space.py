@@ -139,6 +139,49 @@ def test_the_portfolio_comes_first_then_seeded_random_proposals(tmp_path):
     assert proposals(4)[3:] != first[3:]
 
 
+@pytest.mark.parametrize("algorithm", ["random", "bayesian", "hyperband"])
+def test_a_search_without_trees_never_proposes_them(tmp_path, algorithm):
+    """Under a position-bias correction the Tuner passes the neural scorers only: neither the
+    portfolio nor any oracle's own proposals may pick the trees (they would drop the correction)."""
+    from modules.training.config import TunerSettings
+    from modules.training.tuner import make_tuner
+
+    settings = TunerSettings(algorithm=algorithm, max_trials=12, epochs=2)
+    tuner = make_tuner(settings, lambda hp: None, str(tmp_path), 0, scorers=hparams.NEURAL_SCORERS)
+    scorers = []
+    for _ in range(12):
+        trial = tuner.oracle.create_trial("t")
+        if trial.status != "RUNNING":
+            break
+        scorers.append(trial.hyperparameters.get("scorer"))
+        tuner.oracle.update_trial(trial.trial_id, {"val_ndcg_10": float(len(scorers))})
+        tuner.oracle.end_trial(trial)
+    assert len(scorers) >= (2 if algorithm == "hyperband" else 4)
+    assert "trees" not in scorers
+    assert set(scorers) == {"dnn", "dasalc"} or algorithm == "hyperband"
+    if algorithm != "hyperband":  # the portfolio, less the trees, comes first
+        assert scorers[:2] == ["dnn", "dasalc"]
+
+
+def test_the_trainer_refuses_trees_under_a_position_bias_correction(tmp_path):
+    from modules.training.trainer import TrainJob, train_and_export
+
+    job = TrainJob(
+        train_files=[],
+        eval_files=[],
+        transform_graph_path="unused",
+        schema_path="unused",
+        serving_model_dir=str(tmp_path / "serving"),
+        model_run_dir=str(tmp_path / "run"),
+        train_steps=10,
+        eval_steps=None,
+        custom_config={"position_bias": "ipw"},
+        hyperparameters=hparams.fixed(scorer="trees").get_config(),
+    )
+    with pytest.raises(ValueError, match="position_bias is 'ipw' but the hyperparameters choose the 'trees' scorer"):
+        train_and_export(job)
+
+
 def test_gaussian_input_noise_acts_in_training_only(feature_set):
     features, _ = _batch(feature_set)
     tf.keras.utils.set_random_seed(0)

@@ -165,6 +165,11 @@ def train_and_export(job: TrainJob, strategy: tf.distribute.Strategy | None = No
     config = job.config
     hp = hparams_lib.from_config(job.hyperparameters)
     if is_trees(hp):
+        if config.position_bias != "none":
+            raise ValueError(
+                f"training.position_bias is '{config.position_bias}' but the hyperparameters choose the 'trees' "
+                "scorer, which cannot apply it; use a neural scorer (dnn, dasalc) or position_bias: none"
+            )
         return train_trees_and_export(job, hp)
     # Multi-process strategies must exist before any other TensorFlow op runs.
     strategy = strategy or distribution.make_strategy(config.strategy)

@@ -59,9 +59,11 @@ def per_list_ndcg(model: tf.keras.Model, dataset: tf.data.Dataset, k: int = 10) 
 class _PortfolioFirst:
     """Oracle mixin: the first trials take ``hparams.PORTFOLIO``'s values, in order."""
 
+    scorers: tuple[str, ...] = hparams_lib.SCORERS  # the scorers this search may try
+
     def populate_space(self, trial_id):
         tried = len(self.trials)
-        portfolio = hparams_lib.portfolio_values()
+        portfolio = [values for values in hparams_lib.portfolio_values() if values["scorer"] in self.scorers]
         if tried < len(portfolio):
             return {"status": kt.engine.trial.TrialStatus.RUNNING, "values": portfolio[tried]}
         return super().populate_space(trial_id)
@@ -130,9 +132,20 @@ class RankingSearch(kt.Tuner):
         return ([first] + rest)[:num_trials]
 
 
-def make_tuner(settings: TunerSettings, hypermodel, directory: str, seed: int, **search_kwargs) -> kt.Tuner:
+def make_tuner(
+    settings: TunerSettings,
+    hypermodel,
+    directory: str,
+    seed: int,
+    scorers: tuple[str, ...] = hparams_lib.SCORERS,
+    **search_kwargs,
+) -> kt.Tuner:
+    """``scorers``: those the search may try (the trees cannot take a position-bias correction)."""
     objective = kt.Objective(VAL_NDCG_METRIC, direction="max")
-    hyperparameters = search_space(kt.HyperParameters())
+    hyperparameters = kt.HyperParameters()
+    if tuple(scorers) != hparams_lib.SCORERS:  # declared first, so search_space keeps this narrower choice
+        hyperparameters.Choice("scorer", list(scorers), default=hparams_lib.DEFAULTS["scorer"])
+    hyperparameters = search_space(hyperparameters)
     oracle_args = dict(objective=objective, hyperparameters=hyperparameters, seed=seed)
     if settings.algorithm == "random":
         oracle = PortfolioRandomOracle(max_trials=settings.max_trials, **oracle_args)
@@ -148,6 +161,7 @@ def make_tuner(settings: TunerSettings, hypermodel, directory: str, seed: int, *
         oracle = kt.oracles.HyperbandOracle(max_epochs=max(2, settings.epochs), factor=3, **oracle_args)
     else:
         raise ValueError(f"unknown tuner algorithm '{settings.algorithm}' (expected one of {TUNER_ALGORITHMS})")
+    oracle.scorers = tuple(scorers)
     return RankingSearch(
         oracle=oracle,
         hypermodel=hypermodel,
@@ -192,6 +206,9 @@ def tuner_fn(fn_args) -> TunerFnResult:
         hypermodel=hypermodel,
         directory=fn_args.working_dir,
         seed=config.seed,
+        # The trees take no example weights or bias tower: with a position-bias correction
+        # the search stays with the neural scorers rather than silently drop the correction.
+        scorers=hparams_lib.SCORERS if config.position_bias == "none" else hparams_lib.NEURAL_SCORERS,
         trees_train_data=inputs.dataset(fn_args.train_files, train=False),
         eval_data=eval_data,
     )
