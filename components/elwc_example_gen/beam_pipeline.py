@@ -53,7 +53,6 @@ DEAD_LETTER_TAG = "dead_letter"
 STATS_TAG = "stats"
 PIECES_TAG = "pieces"
 CORRUPT_TAG = "corrupt"
-MAX_DEAD_LETTER_RAW_CHARS = 2000
 # Formats whose query ids are counted first, so that their complete lists skip the GroupByKey.
 COUNTED_FORMATS = ("csv", "parquet", "letor", "jsonl")
 # Chunks of one file parsed at once, in threads (numpy and pyarrow release the GIL).
@@ -207,13 +206,7 @@ class ReadChunks(_SchemaDoFn):
             raw = formats.read_flat_file(data, source, fmt, self._options, self._feature_set, first_line)
         del data
         typed = columns_lib.type_table(raw.columns, raw.num_rows, self._feature_set)
-        dead = list(raw.dead_letter)
-        for index, problem in enumerate(typed.bad):
-            if problem is not None:
-                entry = formats.dead_letter_entry(problem[0], source, int(raw.lines[index]), problem[1])
-                if raw.raw_rows is not None:
-                    entry["raw"] = _truncate(raw.raw_rows(index))
-                dead.append(entry)
+        dead = formats.typed_dead_letter(raw, typed.bad, source)
         stats = {"rows": raw.num_rows + len(raw.dead_letter), "missing": typed.missing, **raw.extra_stats}
         lists = chunk_lists(typed, raw.lines, self._feature_set, self._max_list_size)
         pieces, complete_lists = [], []
@@ -245,11 +238,6 @@ class ReadChunks(_SchemaDoFn):
         for entry in dead:
             yield beam.pvalue.TaggedOutput(DEAD_LETTER_TAG, entry)
         yield beam.pvalue.TaggedOutput(STATS_TAG, stats)
-
-
-def _truncate(raw: object) -> object:
-    text = json.dumps(raw, default=str)
-    return raw if len(text) <= MAX_DEAD_LETTER_RAW_CHARS else text[:MAX_DEAD_LETTER_RAW_CHARS] + "..."
 
 
 class ListRouter:

@@ -67,7 +67,6 @@ _TIMESTAMP = "__timestamp__"
 _OUTCOME = "__outcome__"
 _SPEC = re.compile(r"\{(SPAN|VERSION|YYYY|MM|DD)")
 _MISSING_LOWER = tuple(sorted({token.lower() for token in MISSING_TOKENS}))
-MAX_RAW_CHARS = 2000
 
 
 class EventsConfigError(ValueError):
@@ -330,10 +329,7 @@ def read_events(
         if bad[i] is None:
             good.append(((r, d), (grade, k, t, source, line)))
         else:
-            entry = formats.dead_letter_entry(bad[i][0], source, line, bad[i][1])
-            if raw.raw_rows is not None:
-                entry["raw"] = _raw(raw.raw_rows(i))
-            dead.append(entry)
+            dead.append(formats.row_dead_letter(bad[i][0], source, line, bad[i][1], raw.raw_rows, i))
     return good, dead, n + len(raw.dead_letter)
 
 
@@ -494,13 +490,7 @@ class ReadImpressions(_EventsDoFn):
             label = pa.array(values, pa.int64())
         raw.columns[label_feature.name] = label
         typed = columns_lib.type_table(raw.columns, n, self._feature_set, bad=bad)
-        dead = list(raw.dead_letter)
-        for index, problem in enumerate(typed.bad):
-            if problem is not None:
-                entry = formats.dead_letter_entry(problem[0], source, int(raw.lines[index]), problem[1])
-                if raw.raw_rows is not None:
-                    entry["raw"] = _raw(raw.raw_rows(index))
-                dead.append(entry)
+        dead = formats.typed_dead_letter(raw, typed.bad, source)
         lists = chunk_lists(typed, raw.lines, self._feature_set, self._max_list_size)
         if lists is not None:
             for query_id, piece in lists.pieces(np.arange(len(lists.query_ids)), source):
@@ -587,8 +577,3 @@ def events_pattern_for(events: EventsOptions, input_base: str, span, version) ->
     if not events.separate:
         return None
     return os.path.join(input_base, resolve_pattern(events.input_pattern, span, version))
-
-
-def _raw(value: object) -> object:
-    text = json.dumps(value, default=str)
-    return value if len(text) <= MAX_RAW_CHARS else text[:MAX_RAW_CHARS] + "..."

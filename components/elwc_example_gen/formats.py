@@ -138,6 +138,29 @@ def dead_letter_entry(reason: str, source: str, line: int, detail: str, raw: obj
     return entry
 
 
+# A dead-letter entry keeps at most this much of its row's raw values (JSON characters).
+MAX_DEAD_LETTER_RAW_CHARS = 2000
+
+
+def row_dead_letter(reason: str, source: str, line: int, detail: str, raw_rows, index: int) -> dict:
+    """The entry for row ``index`` of a file, with its raw values (truncated) where the reader kept them."""
+    entry = dead_letter_entry(reason, source, line, detail)
+    if raw_rows is not None:
+        raw = raw_rows(index)
+        text = json.dumps(raw, default=str)
+        entry["raw"] = raw if len(text) <= MAX_DEAD_LETTER_RAW_CHARS else text[:MAX_DEAD_LETTER_RAW_CHARS] + "..."
+    return entry
+
+
+def typed_dead_letter(raw: RawFile, bad: list, source: str) -> list[dict]:
+    """The reader's own dead letter plus the rows typing set aside (``bad[i]``: (reason, detail) or None)."""
+    dead = list(raw.dead_letter)
+    for index, problem in enumerate(bad):
+        if problem is not None:
+            dead.append(row_dead_letter(problem[0], source, int(raw.lines[index]), problem[1], raw.raw_rows, index))
+    return dead
+
+
 def read_csv(data: bytes, source: str, options: FormatOptions, feature_set: FeatureSet, first_line: int = 1) -> RawFile:
     """A CSV file, or a chunk of one led by its header line (``first_line``: the file line of the chunk's line 1)."""
     data, undecodable = blank_undecodable_lines(maybe_gunzip(data), source, first_line)
