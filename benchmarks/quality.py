@@ -45,7 +45,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import baselines  # noqa: E402
-from scaling import component_seconds, run_pipeline  # noqa: E402
+from scaling import component_seconds, run_ltr_in  # noqa: E402
 
 from modules.features import load_feature_set  # noqa: E402
 from pipeline.sample_data import MslrSpec, write_mslr_data  # noqa: E402
@@ -78,18 +78,7 @@ def run_ltr(work: Path, data: Path, seed: int) -> dict:
     home = work / f"pipeline-seed-{seed}"
     shutil.rmtree(home, ignore_errors=True)  # a fresh run: no cached component, no served version
     home.mkdir(parents=True)
-    config = home / "config.yaml"
-    config.write_text(
-        (data / "config.yaml").read_text()
-        + f"pipeline_root: {home / 'pipeline'}\n"
-        + f"metadata_path: {home / 'metadata.sqlite'}\n"
-        + f"registry_root: {home / 'registry'}\n"
-        + f"training:\n  seed: {seed}\n"
-    )
-    run, _ = run_pipeline(config, home / "ltr-run.log")
-    if run["returncode"]:
-        tail = (home / "ltr-run.log").read_text()[-3000:]
-        sys.exit(f"ltr run failed for seed {seed} (log: {home / 'ltr-run.log'}):\n{tail}")
+    run, _ = run_ltr_in(home, data, home, f"for seed {seed}", seed=seed)
     from pipeline.report import latest_run_report
 
     metadata = str(home / "metadata.sqlite")

@@ -105,6 +105,25 @@ def run_pipeline(config_path: Path, log_path: Path) -> tuple[dict, list[tuple[fl
     return {"seconds": time.perf_counter() - start, "returncode": code, "peak_rss_mib": peak / 2**20}, samples
 
 
+def run_ltr_in(base: Path, data: Path, home: Path, what: str, seed: int | None = None):
+    """``ltr run`` on ``data``'s config.yaml with its outputs under ``home`` (config and log in ``base``,
+    ``training.seed`` if given); exits with the log's tail on failure. Returns ``run_pipeline``'s result."""
+    text = (
+        (data / "config.yaml").read_text()
+        + f"pipeline_root: {home / 'pipeline'}\n"
+        + f"metadata_path: {home / 'metadata.sqlite'}\n"
+        + f"registry_root: {home / 'registry'}\n"
+    )
+    if seed is not None:
+        text += f"training:\n  seed: {seed}\n"
+    config, log = base / "config.yaml", base / "ltr-run.log"
+    config.write_text(text)
+    result = run_pipeline(config, log)
+    if result[0]["returncode"]:
+        sys.exit(f"ltr run failed {what} (log: {log}):\n{log.read_text()[-3000:]}")
+    return result
+
+
 def component_windows(metadata_path: str) -> dict[str, tuple[float, float]]:
     """(start, end) epoch seconds per node of the latest pipeline run, from MLMD execution times."""
     from ml_metadata.metadata_store import metadata_store
@@ -184,17 +203,7 @@ def main() -> None:
         base = work / str(size)
         data = base / "data"
         rows = write_mslr_data(data, MslrSpec(queries=size))
-        config = base / "config.yaml"
-        config.write_text(
-            (data / "config.yaml").read_text()
-            + f"pipeline_root: {base / 'home' / 'pipeline'}\n"
-            + f"metadata_path: {base / 'home' / 'metadata.sqlite'}\n"
-            + f"registry_root: {base / 'home' / 'registry'}\n"
-        )
-        run, samples = run_pipeline(config, base / "ltr-run.log")
-        if run["returncode"]:
-            tail = (base / "ltr-run.log").read_text()[-3000:]
-            sys.exit(f"ltr run failed at {size} queries (log: {base / 'ltr-run.log'}):\n{tail}")
+        run, samples = run_ltr_in(base, data, base / "home", f"at {size} queries")
         windows = component_windows(str(base / "home" / "metadata.sqlite"))
         seconds = {name: end - start for name, (start, end) in windows.items()}
         peaks = component_peaks(windows, samples)

@@ -26,7 +26,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.scaling import run_pipeline  # noqa: E402
+from benchmarks.scaling import run_ltr_in  # noqa: E402
 from pipeline.sample_data import MslrSpec, write_mslr_data  # noqa: E402
 
 
@@ -34,17 +34,7 @@ def one_run(base: Path, data: Path, seed: int) -> dict:
     from pipeline.report import latest_run_report
 
     base.mkdir(parents=True, exist_ok=True)
-    config = base / "config.yaml"
-    config.write_text(
-        (data / "config.yaml").read_text()
-        + f"pipeline_root: {base / 'home' / 'pipeline'}\n"
-        + f"metadata_path: {base / 'home' / 'metadata.sqlite'}\n"
-        + f"registry_root: {base / 'home' / 'registry'}\n"
-        + f"training:\n  seed: {seed}\n"
-    )
-    run, _ = run_pipeline(config, base / "ltr-run.log")
-    if run["returncode"]:
-        sys.exit(f"ltr run failed (log: {base / 'ltr-run.log'}):\n{(base / 'ltr-run.log').read_text()[-3000:]}")
+    run, _ = run_ltr_in(base, data, base / "home", f"for seed {seed}", seed=seed)
     report = latest_run_report(str(base / "home" / "metadata.sqlite"))
     results_uri = report.artifact("TunerResults").uri
     trials = json.loads(Path(results_uri, "tuner_results.json").read_text())
