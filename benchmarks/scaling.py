@@ -14,6 +14,9 @@ with everything under ``<work>/<size>/``. Reported per size:
   the other in the same process, so a component's peak also holds what earlier ones left
   allocated (Python and glibc seldom hand freed memory back to the OS); and the CPU seconds
   of the tree over the same window (less sensitive than wall time to other jobs on the machine);
+* with the same samples: peak PSS of the tree (``/proc/PID/smaps_rollup``: a page shared by
+  the run process and its children, e.g. TensorFlow's libraries in the ServingCheck's process,
+  counts once instead of once per process) and peak RSS of the ``ltr run`` process alone;
 * the pipeline's test NDCG@10 (RankingEvaluator), and LightGBM's ``LGBMRanker`` (lambdarank)
   trained on the same train lists and scored on the same test lists (the run's own
   ElwcExampleGen ``Split-train`` / ``Split-test`` records, read by ``benchmarks/baselines.py``),
@@ -53,24 +56,41 @@ COMPONENT_ORDER = [
 ]
 
 
-def _tree_usage(process) -> tuple[int, float]:
-    """(RSS bytes, CPU seconds so far) of a process and its live children (and its finished ones' CPU)."""
+def smaps_pss(pid: int) -> int:
+    """Proportional set size (bytes) of one process, from ``/proc/<pid>/smaps_rollup``: its private
+    pages plus its share of every page it shares with other processes (0 if unreadable)."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as handle:
+            for line in handle:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def _tree_usage(process) -> tuple[int, float, int, int]:
+    """(RSS bytes, CPU seconds so far, PSS bytes, RSS bytes of the top process alone) of a process
+    and its live children (CPU: with its finished children's)."""
     import psutil
 
-    total, cpu = 0, 0.0
+    total, cpu, pss, own = 0, 0.0, 0, 0
     try:
         for index, proc in enumerate([process, *process.children(recursive=True)]):
             try:
-                total += proc.memory_info().rss
+                rss = proc.memory_info().rss
+                total += rss
+                pss += smaps_pss(proc.pid)
                 times = proc.cpu_times()
                 cpu += times.user + times.system
                 if index == 0:
                     cpu += times.children_user + times.children_system
+                    own = rss
             except psutil.Error:
                 pass
     except psutil.Error:
         pass
-    return total, cpu
+    return total, cpu, pss, own
 
 
 def run_pipeline(config_path: Path, log_path: Path) -> tuple[dict, list[tuple[float, int, float]]]:
@@ -87,7 +107,8 @@ def run_pipeline(config_path: Path, log_path: Path) -> tuple[dict, list[tuple[fl
             env=env,
             cwd=config_path.parent,
         )
-        samples: list[tuple[float, int, float]] = []  # (epoch seconds, tree RSS bytes, tree CPU seconds)
+        # (epoch seconds, tree RSS bytes, tree CPU seconds, tree PSS bytes, RSS bytes of `ltr run` alone)
+        samples: list[tuple[float, int, float, int, int]] = []
         handle = psutil.Process(proc.pid)
         stop = threading.Event()
 
@@ -101,8 +122,16 @@ def run_pipeline(config_path: Path, log_path: Path) -> tuple[dict, list[tuple[fl
         code = proc.wait()
         stop.set()
         sampler.join()
-    peak = max((rss for _, rss, _ in samples), default=0)
-    return {"seconds": time.perf_counter() - start, "returncode": code, "peak_rss_mib": peak / 2**20}, samples
+    peak = max((sample[1] for sample in samples), default=0)
+    peak_pss = max((sample[3] for sample in samples), default=0)
+    peak_own = max((sample[4] for sample in samples), default=0)
+    return {
+        "seconds": time.perf_counter() - start,
+        "returncode": code,
+        "peak_rss_mib": peak / 2**20,
+        "peak_pss_mib": peak_pss / 2**20,
+        "peak_own_rss_mib": peak_own / 2**20,
+    }, samples
 
 
 def run_ltr_in(base: Path, data: Path, home: Path, what: str, seed: int | None = None):
@@ -151,11 +180,17 @@ def component_seconds(metadata_path: str) -> dict[str, float]:
     return {name: end - start for name, (start, end) in component_windows(metadata_path).items()}
 
 
-def component_peaks(windows: dict[str, tuple[float, float]], samples: list[tuple]) -> dict[str, float]:
-    """Peak RSS (MiB) of the process tree while each component ran (None if no sample fell inside)."""
+RSS, PSS, OWN_RSS = 1, 3, 4  # fields of a sample
+
+
+def component_peaks(
+    windows: dict[str, tuple[float, float]], samples: list[tuple], field: int = RSS
+) -> dict[str, float]:
+    """Peak (MiB) of a sample field while each component ran (None if no sample fell inside): the
+    process tree's RSS by default, or its PSS, or the RSS of the `ltr run` process alone."""
     peaks = {}
     for name, (start, end) in windows.items():
-        inside = [sample[1] for sample in samples if start <= sample[0] <= end]
+        inside = [sample[field] for sample in samples if start <= sample[0] <= end]
         peaks[name] = max(inside) / 2**20 if inside else None
     return peaks
 
@@ -206,7 +241,7 @@ def main() -> None:
         run, samples = run_ltr_in(base, data, base / "home", f"at {size} queries")
         windows = component_windows(str(base / "home" / "metadata.sqlite"))
         seconds = {name: end - start for name, (start, end) in windows.items()}
-        peaks = component_peaks(windows, samples)
+        peaks = {field: component_peaks(windows, samples, field) for field in (RSS, PSS, OWN_RSS)}
         cpu = component_cpu(windows, samples)
         (base / "rss_samples.json").write_text(json.dumps({"windows": windows, "samples": samples}))
         from pipeline.report import latest_run_report
@@ -238,13 +273,20 @@ def main() -> None:
         cells += [f"{lgbm['seconds']:.1f}", f"{lgbm['ndcg_10']:.4f}"] if lgbm else ["-", "-"]
         print("| " + " | ".join(cells) + " |")
     print()
-    print("Peak RSS (MiB) of the `ltr run` process tree while each component ran:")
+    print("Peak memory (MiB) while each component ran. RSS: resident pages summed over the `ltr run` process and")
+    print("its children (a shared library's pages count once per process mapping them); PSS: each page divided")
+    print("among the processes sharing it (/proc/PID/smaps_rollup), so pages shared by the run process and its")
+    print("children count once (pages shared with processes outside the tree are divided with them too);")
+    print("`ltr run` alone: RSS of the run process without its children.")
     print()
-    print("| queries | " + " | ".join(f"{n}" for n in names) + " | whole run |")
-    print("|" + "---:|" * (len(names) + 2))
+    print("| queries | measure | " + " | ".join(f"{n}" for n in names) + " | whole run |")
+    print("|" + "---:|" * 2 + "---:|" * (len(names) + 1))
+    labels = {RSS: "RSS, process tree", PSS: "PSS, process tree", OWN_RSS: "RSS, `ltr run` alone"}
     for size, _, run, _, _, _, _, peaks, _ in results:
-        cells = [f"{peaks[n]:,.0f}" if peaks.get(n) is not None else "-" for n in names]
-        print(f"| {size:,} | " + " | ".join(cells) + f" | {run['peak_rss_mib']:,.0f} |")
+        for field, label in labels.items():
+            cells = [f"{peaks[field][n]:,.0f}" if peaks[field].get(n) is not None else "-" for n in names]
+            whole = run[{RSS: "peak_rss_mib", PSS: "peak_pss_mib", OWN_RSS: "peak_own_rss_mib"}[field]]
+            print(f"| {size:,} | {label} | " + " | ".join(cells) + f" | {whole:,.0f} |")
     print()
     print("CPU seconds of the `ltr run` process tree while each component ran (less sensitive to load than wall time):")
     print()

@@ -180,6 +180,11 @@ def _uses_embedded_data(config, args: argparse.Namespace) -> bool:
 
 
 def _cmd_run(args: argparse.Namespace, state: dict) -> int:
+    from modules.memory import limit_malloc_arenas
+
+    # Every component runs in this process: cap glibc's arenas before TensorFlow's and
+    # Beam's threads start, so what a component frees can serve the next one.
+    limit_malloc_arenas()
     from pipeline.local_run import ensure_sample_data
     from pipeline.run_output import RunConsole
 

@@ -28,7 +28,8 @@ def ensure_sample_data(config: Config) -> bool:
 
 def run_local(config: Config) -> RunReport:
     """Runs the whole pipeline with LocalDagRunner; returns the MLMD report of the run."""
-    from tfx import v1 as tfx  # Heavy import (~10 s): only when running.
+    # Heavy import (~10 s): only when running. By module, not ``tfx.v1`` (see pipeline.pipeline).
+    from tfx.orchestration.local.local_dag_runner import LocalDagRunner
 
     from pipeline.metadata_connection import metadata_target
     from pipeline.pipeline import TUNER_ID, create_pipeline, local_metadata_config
@@ -40,5 +41,5 @@ def run_local(config: Config) -> RunReport:
     from pipeline.beam_services import configured_beam
 
     with configured_beam(config) as run_config:  # portable: Beam's services run until the run ends
-        tfx.orchestration.LocalDagRunner().run(create_pipeline(run_config, local_metadata_config(run_config)))
+        LocalDagRunner().run(create_pipeline(run_config, local_metadata_config(run_config)))
     return latest_run_report(metadata_target(config))

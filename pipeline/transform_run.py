@@ -68,8 +68,8 @@ def run_until_transform(
 
 def run_transform(config: Config) -> TransformRun:
     """The pipeline's components up to Transform on ``config``'s data (already there)."""
-    from tfx import v1 as tfx
     from tfx.orchestration import pipeline as tfx_pipeline
+    from tfx.orchestration.local.local_dag_runner import LocalDagRunner
 
     from pipeline.pipeline import create_components, local_metadata_config, schema_path
 
@@ -85,7 +85,7 @@ def run_transform(config: Config) -> TransformRun:
         metadata_connection_config=local_metadata_config(config),
         beam_pipeline_args=list(config.beam_args),
     )
-    tfx.orchestration.LocalDagRunner().run(pipeline)
+    LocalDagRunner().run(pipeline)
     report = latest_run_report(config.metadata_path)
     if not set(report.executions.values()) <= {"COMPLETE", "CACHED"}:
         raise RuntimeError(f"the run up to Transform did not complete: {report.executions}")

@@ -37,6 +37,7 @@ from components.propensity_estimator.spec import PROPENSITIES_KEY
 from components.ranking_evaluator import scoring
 from components.ranking_evaluator.gate import Gate, judge
 from modules.features import Role, feature_set_from_schema
+from modules.memory import release_memory
 from modules.training.position_bias import load_propensities
 
 EVALUATION_FILE = "evaluation.json"
@@ -177,6 +178,8 @@ class Executor(base_executor.BaseExecutor):
             if baseline is not None:
                 scorers[BASELINE] = scoring.ServingScorer(baseline.saved_model_dir)
             table = scoring.score_lists(scoring.read_batches(files, batch_size), keys, scorers, TRIVIAL, gain_weights)
+        del scorers  # the loaded SavedModels: hand their memory back before the next component
+        release_memory("scoring with the RankingEvaluator")
         candidate = {**table.summary(CANDIDATE), "documents_without_label": table.missing_labels}
         trivial = table.summary(TRIVIAL)
         baseline_result = table.summary(BASELINE) if baseline is not None else None

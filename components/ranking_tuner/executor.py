@@ -22,6 +22,7 @@ from tfx.utils import io_utils, json_utils
 
 from components.propensity_estimator.trainer import with_propensities
 from components.ranking_tuner.spec import MAX_TRIALS_KEY
+from modules.memory import release_memory
 
 
 def with_max_trials(exec_properties: dict[str, Any]) -> dict[str, Any]:
@@ -56,3 +57,5 @@ class Executor(tuner_executor.Executor):
         tuner = tuner_executor.search(input_dict, exec_properties, self._get_tmp_dir())
         tuner_executor.write_best_hyperparameters(tuner, output_dict)  # selects (RankingSearch)
         write_selection(tuner, output_dict)
+        del tuner  # holds the last trial's model and the datasets
+        release_memory("the Tuner's search", keras_session=True)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
-import gc
 import json
 import os
 import subprocess
@@ -21,6 +19,7 @@ from tfx.utils import io_utils, path_utils
 from components.ranking_evaluator.scoring import record_files
 from components.serving_check import requests as requests_lib
 from modules.features import feature_set_from_schema
+from modules.memory import release_memory
 
 PROBE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "probe.py")
 RESULT_FILE = "serving_check.json"
@@ -65,19 +64,6 @@ def build_requests(
     return logs, [expectation.__dict__ for _, expectation in pairs], failures
 
 
-def release_free_memory() -> None:
-    """Hands the heap pages this process has freed back to the OS (glibc ``malloc_trim``).
-
-    The check process starts beside this one (TensorFlow alone is ~500 MB); memory that
-    earlier components freed but the allocator kept would otherwise count twice at the run's peak.
-    """
-    gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc
-        pass
-
-
 def run_probe(model_dir: str, logs, expectations, repeats: int, timeout_s: int, scratch: str) -> dict[str, Any]:
     """Runs probe.py in a fresh, isolated interpreter (``-I``: no PYTHONPATH, no script dir on sys.path)."""
     warmup = os.path.join(scratch, "requests.tfrecord")
@@ -88,7 +74,9 @@ def run_probe(model_dir: str, logs, expectations, repeats: int, timeout_s: int, 
         json.dump(expectations, handle)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    release_free_memory()
+    # The check process starts beside this one (TensorFlow alone is ~500 MB): memory that
+    # earlier components freed but the allocator kept would otherwise count twice at the run's peak.
+    release_memory("building the serving check's requests")
     command = [sys.executable, "-I", PROBE, model_dir, warmup, expectations_path, result_path, str(repeats)]
     try:
         completed = subprocess.run(command, env=env, cwd=scratch, capture_output=True, text=True, timeout=timeout_s)

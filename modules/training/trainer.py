@@ -23,6 +23,7 @@ from typing import Any
 import tensorflow as tf
 from absl import logging
 
+from modules.memory import release_memory
 from modules.serving.signatures import export_serving_model
 from modules.training import distribution
 from modules.training import hparams as hparams_lib
@@ -362,6 +363,15 @@ def _wait_for_export(path: str, timeout_s: int) -> None:
 
 
 def run_fn(fn_args) -> None:
+    try:
+        _run(fn_args)
+    finally:
+        # This process goes on to the evaluator and the serving check: hand back what training
+        # held (the models, datasets and Keras' global state are no longer used).
+        release_memory("training", keras_session=True)
+
+
+def _run(fn_args) -> None:
     if fn_args.hyperparameters is None and (fn_args.custom_config or {}).get(REQUIRE_HYPERPARAMETERS_KEY):
         raise ValueError(
             "tuning is off but no hyperparameters reached the Trainer: the Importer URI is empty or "

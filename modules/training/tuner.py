@@ -27,6 +27,7 @@ import tensorflow as tf
 from tfx.components.tuner.component import TunerFnResult
 
 from modules.features import MASK_KEY
+from modules.memory import release_memory
 from modules.ranking_metrics import ndcg_at_k
 from modules.training import hparams as hparams_lib
 from modules.training import selection as selection_lib
@@ -101,6 +102,12 @@ class RankingSearch(kt.Tuner):
         values = per_list_ndcg(model, self.eval_data)
         self.per_list[trial.trial_id] = values
         return {VAL_NDCG_METRIC: float(np.mean(values)) if values else 0.0}
+
+    def on_trial_end(self, trial):
+        super().on_trial_end(trial)
+        # The trial's model is garbage now: hand its memory back before the next trial builds one
+        # (KerasTuner clears the Keras session before each build).
+        release_memory(f"Tuner trial {trial.trial_id}")
 
     def select(self) -> selection_lib.Selection:
         defaults = hparams_lib.values(hparams_lib.fixed())

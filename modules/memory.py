@@ -1,0 +1,86 @@
+"""Keeping the long-lived run process small: glibc's malloc arenas and handing freed memory back.
+
+``ltr run`` executes every component in one process (LocalDagRunner), so what one component
+frees but the allocator keeps is still counted while the next one runs, and while the
+ServingCheck's separate process runs beside it. Two glibc behaviours cause most of that:
+
+* glibc gives threads that contend for the heap their own arena, up to 8 per core, and an
+  arena keeps the memory freed into it. TensorFlow's and Beam's thread pools create many;
+  ``limit_malloc_arenas`` caps them (``mallopt(M_ARENA_MAX)``, as ``MALLOC_ARENA_MAX`` does).
+* freed heap pages stay resident until ``malloc_trim`` returns them; ``release_memory``
+  collects Python garbage (optionally Keras' global session state first) and trims.
+
+Elsewhere than glibc (no ``libc.so.6``) both only do the Python part.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+import os
+import sys
+
+from absl import logging
+
+ARENA_ENV = "MALLOC_ARENA_MAX"
+M_ARENA_MAX = -8  # glibc <malloc.h>
+DEFAULT_ARENAS = 2
+STATUS_KEYS = ("VmRSS", "RssAnon", "RssFile")
+
+
+def _libc():
+    try:
+        return ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc
+        return None
+
+
+def limit_malloc_arenas(arenas: int = DEFAULT_ARENAS) -> bool:
+    """Caps glibc's malloc arenas of this process at ``arenas`` and exports ``MALLOC_ARENA_MAX``
+    for the processes it starts. Call it before threads start allocating.
+
+    A ``MALLOC_ARENA_MAX`` already in the environment wins (glibc applied it when this process
+    started): nothing changes then. True if this call set the cap.
+    """
+    if os.environ.get(ARENA_ENV):
+        return False
+    os.environ[ARENA_ENV] = str(arenas)
+    libc = _libc()
+    return bool(libc is not None and libc.mallopt(M_ARENA_MAX, arenas) == 1)
+
+
+def parse_status(text: str) -> dict[str, int]:
+    """MiB of ``VmRSS``, ``RssAnon`` and ``RssFile`` from the text of ``/proc/<pid>/status``."""
+    values = {}
+    for line in text.splitlines():
+        key, _, rest = line.partition(":")
+        if key in STATUS_KEYS:
+            values[key] = int(rest.split()[0]) // 1024  # kB
+    return values
+
+
+def memory_status() -> dict[str, int]:
+    """This process's resident memory in MiB (empty where there is no ``/proc``)."""
+    try:
+        with open("/proc/self/status") as handle:
+            return parse_status(handle.read())
+    except OSError:
+        return {}
+
+
+def release_memory(what: str, keras_session: bool = False) -> dict[str, int]:
+    """Frees unreachable Python objects, and Keras' global state if ``keras_session`` (only
+    once the models built in it are no longer used), then hands the free heap pages back to
+    the OS. Logs and returns the resident MiB after it."""
+    before = memory_status().get("VmRSS")
+    if keras_session and "tensorflow" in sys.modules:
+        import tensorflow as tf
+
+        tf.keras.backend.clear_session()
+    gc.collect()
+    libc = _libc()
+    if libc is not None and hasattr(libc, "malloc_trim"):
+        libc.malloc_trim(0)
+    after = memory_status()
+    logging.info("Memory released after %s: resident %s -> %s MiB (%s)", what, before, after.get("VmRSS"), after)
+    return after
