@@ -16,7 +16,9 @@ with everything under ``<work>/<size>/``. Reported per size:
   of the tree over the same window (less sensitive than wall time to other jobs on the machine);
 * with the same samples: peak PSS of the tree (``/proc/PID/smaps_rollup``: a page shared by
   the run process and its children, e.g. TensorFlow's libraries in the ServingCheck's process,
-  counts once instead of once per process) and peak RSS of the ``ltr run`` process alone;
+  counts once instead of once per process, but a page shared with a process outside the tree
+  is divided with it too), the RSS of the ``ltr run`` process plus its children's private pages
+  (shared pages counted once, whatever else runs), and peak RSS of the ``ltr run`` process alone;
 * the pipeline's test NDCG@10 (RankingEvaluator), and LightGBM's ``LGBMRanker`` (lambdarank)
   trained on the same train lists and scored on the same test lists (the run's own
   ElwcExampleGen ``Split-train`` / ``Split-test`` records, read by ``benchmarks/baselines.py``),
@@ -56,41 +58,49 @@ COMPONENT_ORDER = [
 ]
 
 
-def smaps_pss(pid: int) -> int:
-    """Proportional set size (bytes) of one process, from ``/proc/<pid>/smaps_rollup``: its private
-    pages plus its share of every page it shares with other processes (0 if unreadable)."""
+def smaps_rollup(pid: int) -> dict[str, int]:
+    """Bytes of ``Pss`` (proportional set size: private pages plus a share of each page the process
+    shares with others) and ``Private`` (its pages no other process maps) from ``/proc/<pid>/smaps_rollup``."""
+    values = {"Pss": 0, "Private": 0}
     try:
         with open(f"/proc/{pid}/smaps_rollup") as handle:
             for line in handle:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1]) * 1024
+                key, _, rest = line.partition(":")
+                if key == "Pss":
+                    values["Pss"] = int(rest.split()[0]) * 1024
+                elif key in ("Private_Clean", "Private_Dirty"):
+                    values["Private"] += int(rest.split()[0]) * 1024
     except OSError:
         pass
-    return 0
+    return values
 
 
-def _tree_usage(process) -> tuple[int, float, int, int]:
-    """(RSS bytes, CPU seconds so far, PSS bytes, RSS bytes of the top process alone) of a process
-    and its live children (CPU: with its finished children's)."""
+def _tree_usage(process) -> tuple[int, float, int, int, int]:
+    """Of a process and its live children: (RSS bytes, CPU seconds so far (with its finished
+    children's), PSS bytes, RSS bytes of the top process alone, that RSS plus the children's
+    private bytes)."""
     import psutil
 
-    total, cpu, pss, own = 0, 0.0, 0, 0
+    total, cpu, pss, own, children_private = 0, 0.0, 0, 0, 0
     try:
         for index, proc in enumerate([process, *process.children(recursive=True)]):
             try:
                 rss = proc.memory_info().rss
+                rollup = smaps_rollup(proc.pid)
                 total += rss
-                pss += smaps_pss(proc.pid)
+                pss += rollup["Pss"]
                 times = proc.cpu_times()
                 cpu += times.user + times.system
                 if index == 0:
                     cpu += times.children_user + times.children_system
                     own = rss
+                else:
+                    children_private += rollup["Private"]
             except psutil.Error:
                 pass
     except psutil.Error:
         pass
-    return total, cpu, pss, own
+    return total, cpu, pss, own, own + children_private
 
 
 def run_pipeline(config_path: Path, log_path: Path) -> tuple[dict, list[tuple[float, int, float]]]:
@@ -107,8 +117,8 @@ def run_pipeline(config_path: Path, log_path: Path) -> tuple[dict, list[tuple[fl
             env=env,
             cwd=config_path.parent,
         )
-        # (epoch seconds, tree RSS bytes, tree CPU seconds, tree PSS bytes, RSS bytes of `ltr run` alone)
-        samples: list[tuple[float, int, float, int, int]] = []
+        # (epoch seconds, *_tree_usage)
+        samples: list[tuple[float, int, float, int, int, int]] = []
         handle = psutil.Process(proc.pid)
         stop = threading.Event()
 
@@ -125,12 +135,14 @@ def run_pipeline(config_path: Path, log_path: Path) -> tuple[dict, list[tuple[fl
     peak = max((sample[1] for sample in samples), default=0)
     peak_pss = max((sample[3] for sample in samples), default=0)
     peak_own = max((sample[4] for sample in samples), default=0)
+    peak_own_private = max((sample[5] for sample in samples), default=0)
     return {
         "seconds": time.perf_counter() - start,
         "returncode": code,
         "peak_rss_mib": peak / 2**20,
         "peak_pss_mib": peak_pss / 2**20,
         "peak_own_rss_mib": peak_own / 2**20,
+        "peak_own_private_mib": peak_own_private / 2**20,
     }, samples
 
 
@@ -180,7 +192,7 @@ def component_seconds(metadata_path: str) -> dict[str, float]:
     return {name: end - start for name, (start, end) in component_windows(metadata_path).items()}
 
 
-RSS, PSS, OWN_RSS = 1, 3, 4  # fields of a sample
+RSS, PSS, OWN_RSS, OWN_PRIVATE = 1, 3, 4, 5  # fields of a sample
 
 
 def component_peaks(
@@ -241,7 +253,7 @@ def main() -> None:
         run, samples = run_ltr_in(base, data, base / "home", f"at {size} queries")
         windows = component_windows(str(base / "home" / "metadata.sqlite"))
         seconds = {name: end - start for name, (start, end) in windows.items()}
-        peaks = {field: component_peaks(windows, samples, field) for field in (RSS, PSS, OWN_RSS)}
+        peaks = {field: component_peaks(windows, samples, field) for field in (RSS, PSS, OWN_RSS, OWN_PRIVATE)}
         cpu = component_cpu(windows, samples)
         (base / "rss_samples.json").write_text(json.dumps({"windows": windows, "samples": samples}))
         from pipeline.report import latest_run_report
@@ -276,16 +288,29 @@ def main() -> None:
     print("Peak memory (MiB) while each component ran. RSS: resident pages summed over the `ltr run` process and")
     print("its children (a shared library's pages count once per process mapping them); PSS: each page divided")
     print("among the processes sharing it (/proc/PID/smaps_rollup), so pages shared by the run process and its")
-    print("children count once (pages shared with processes outside the tree are divided with them too);")
-    print("`ltr run` alone: RSS of the run process without its children.")
+    print("children count once, but pages shared with processes outside the tree are divided with them too")
+    print("(e.g. another Python using the same hard-linked TensorFlow libraries), so it depends on what else runs;")
+    print("`ltr run` + children's private: RSS of the run process plus the pages only its children map (shared")
+    print("pages counted once, whatever else runs); `ltr run` alone: RSS of the run process without its children.")
     print()
     print("| queries | measure | " + " | ".join(f"{n}" for n in names) + " | whole run |")
     print("|" + "---:|" * 2 + "---:|" * (len(names) + 1))
-    labels = {RSS: "RSS, process tree", PSS: "PSS, process tree", OWN_RSS: "RSS, `ltr run` alone"}
+    labels = {
+        RSS: "RSS, process tree",
+        PSS: "PSS, process tree",
+        OWN_PRIVATE: "`ltr run` + children's private",
+        OWN_RSS: "RSS, `ltr run` alone",
+    }
+    whole_keys = {
+        RSS: "peak_rss_mib",
+        PSS: "peak_pss_mib",
+        OWN_PRIVATE: "peak_own_private_mib",
+        OWN_RSS: "peak_own_rss_mib",
+    }
     for size, _, run, _, _, _, _, peaks, _ in results:
         for field, label in labels.items():
             cells = [f"{peaks[field][n]:,.0f}" if peaks[field].get(n) is not None else "-" for n in names]
-            whole = run[{RSS: "peak_rss_mib", PSS: "peak_pss_mib", OWN_RSS: "peak_own_rss_mib"}[field]]
+            whole = run[whole_keys[field]]
             print(f"| {size:,} | {label} | " + " | ".join(cells) + f" | {whole:,.0f} |")
     print()
     print("CPU seconds of the `ltr run` process tree while each component ran (less sensitive to load than wall time):")

@@ -10,6 +10,15 @@ ServingCheck's separate process runs beside it. Two glibc behaviours cause most 
 * freed heap pages stay resident until ``malloc_trim`` returns them; ``release_memory``
   collects Python garbage (optionally Keras' global session state first) and trims.
 
+And one TensorFlow behaviour: with its oneDNN optimizations on (the default of TF 2.15 on
+x86), TensorFlow allocates every tensor of 256 KiB or more from a pool (``MklCPUAllocator``,
+a BFC allocator) that grows to the largest amount of tensor memory ever in use at once and
+never shrinks, so the Tuner's largest trial stays resident for the rest of the run.
+``use_plain_tensor_allocator`` turns oneDNN off for the run process (``TF_ENABLE_ONEDNN_OPTS=0``):
+tensors then come from malloc and are returned like any other memory. It also changes
+which CPU kernels run (Eigen's instead of oneDNN's), so float results may differ in the
+last bits, as TensorFlow's own notice says.
+
 Elsewhere than glibc (no ``libc.so.6``) both only do the Python part.
 """
 
@@ -23,6 +32,7 @@ import sys
 from absl import logging
 
 ARENA_ENV = "MALLOC_ARENA_MAX"
+ONEDNN_ENV = "TF_ENABLE_ONEDNN_OPTS"
 M_ARENA_MAX = -8  # glibc <malloc.h>
 DEFAULT_ARENAS = 2
 STATUS_KEYS = ("VmRSS", "RssAnon", "RssFile")
@@ -47,6 +57,16 @@ def limit_malloc_arenas(arenas: int = DEFAULT_ARENAS) -> bool:
     os.environ[ARENA_ENV] = str(arenas)
     libc = _libc()
     return bool(libc is not None and libc.mallopt(M_ARENA_MAX, arenas) == 1)
+
+
+def use_plain_tensor_allocator() -> bool:
+    """Turns TensorFlow's oneDNN optimizations (and with them its never-shrinking tensor pool)
+    off for this process and the processes it starts, unless ``TF_ENABLE_ONEDNN_OPTS`` is set
+    already. Call it before TensorFlow is imported; True if this call turned it off."""
+    if ONEDNN_ENV in os.environ or "tensorflow" in sys.modules:
+        return False
+    os.environ[ONEDNN_ENV] = "0"
+    return True
 
 
 def parse_status(text: str) -> dict[str, int]:
