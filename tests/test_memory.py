@@ -1,4 +1,4 @@
-"""modules/memory.py: the arena cap and memory release of the run process; the run imports no ``tfx.v1``."""
+"""modules/memory.py: the allocator settings and memory release of the run process; the run imports no ``tfx.v1``."""
 
 from __future__ import annotations
 
@@ -44,6 +44,23 @@ freed = memory_status()["VmRSS"]
 print(freed, release_memory("a test")["VmRSS"])
 """
 
+# 1 MiB blocks between small ones, after a 4 MiB block was freed (which raises glibc's threshold).
+LARGE_BLOCKS_SCRIPT = """
+import sys
+from modules.memory import map_large_blocks, memory_status
+if sys.argv[1] == "map":
+    map_large_blocks()
+warm = b"x" * (4 << 20)
+del warm
+blocks, keep = [], []
+for _ in range(200):
+    blocks.append(b"x" * (1 << 20))
+    keep.append(b"y" * 2000)
+held = memory_status()["VmRSS"]
+del blocks
+print(held - memory_status()["VmRSS"])
+"""
+
 # A 77 MB tensor dataset made and dropped: with the plain allocator its memory goes back.
 TENSORS_SCRIPT = """
 import sys
@@ -62,7 +79,8 @@ glibc = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc m
 
 
 def _python(script: str, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    base = {k: v for k, v in os.environ.items() if k not in (memory.ARENA_ENV, memory.ONEDNN_ENV)}
+    ours = (memory.ARENA_ENV, memory.ONEDNN_ENV, "MALLOC_MMAP_THRESHOLD_")
+    base = {k: v for k, v in os.environ.items() if k not in ours}
     return subprocess.run(
         [sys.executable, "-c", script, *args],
         env={**base, "PYTHONPATH": str(ROOT), **(env or {})},
@@ -93,6 +111,12 @@ def test_release_memory_hands_freed_heap_pages_back_to_the_os():
     freed, released = (int(v) for v in _python(FRAGMENTED_SCRIPT).stdout.split())
     # ~250 MB were freed but stay resident (holes in the heap) until malloc_trim returns them.
     assert freed - released > 150, (freed, released)
+
+
+@glibc
+def test_with_large_blocks_mapped_freed_blocks_go_back_to_the_os_without_a_trim():
+    assert int(_python(LARGE_BLOCKS_SCRIPT, "map").stdout) > 180  # MiB of the 200 freed
+    assert int(_python(LARGE_BLOCKS_SCRIPT, "none").stdout) < 100  # glibc's default keeps them in the heap
 
 
 @glibc

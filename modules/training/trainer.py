@@ -23,7 +23,7 @@ from typing import Any
 import tensorflow as tf
 from absl import logging
 
-from modules.memory import release_memory
+from modules.memory import map_large_blocks, release_memory
 from modules.serving.signatures import export_serving_model
 from modules.training import distribution
 from modules.training import hparams as hparams_lib
@@ -363,6 +363,7 @@ def _wait_for_export(path: str, timeout_s: int) -> None:
 
 
 def run_fn(fn_args) -> None:
+    map_large_blocks()  # training's tensors go back to the OS when freed (modules/memory.py)
     try:
         _run(fn_args)
     finally:

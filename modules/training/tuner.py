@@ -27,7 +27,7 @@ import tensorflow as tf
 from tfx.components.tuner.component import TunerFnResult
 
 from modules.features import MASK_KEY
-from modules.memory import release_memory
+from modules.memory import map_large_blocks, release_memory
 from modules.ranking_metrics import ndcg_at_k
 from modules.training import hparams as hparams_lib
 from modules.training import selection as selection_lib
@@ -183,6 +183,7 @@ def make_tuner(
 def tuner_fn(fn_args) -> TunerFnResult:
     from modules.training.trainer import BestWeightsEarlyStopping
 
+    map_large_blocks()  # the trials' tensors go back to the OS when freed (modules/memory.py)
     inputs = FnInputs.from_fn_args(fn_args)
     settings = TunerSettings.from_custom_config(fn_args.custom_config)
     # RankingTuner injects its max_trials execution (runtime) parameter here: it wins.
