@@ -357,10 +357,15 @@ def describe_outputs(outputs: dict[str, list]) -> str:
                 f"gradient-boosted trees: {metrics['trees']} trees on {metrics.get('train_documents', 0):,} "
                 f"documents, val NDCG@10 {history[-1]:.4f}"
             )
-        return (
+        members = metrics.get("ensemble") or []
+        line = (
             f"{metrics.get('train_steps')} steps, {metrics.get('epochs_run')} epochs, "
             f"final val NDCG@10 {history[-1]:.4f} (best epoch {metrics.get('best_epoch')})"
         )
+        if len(members) > 1:  # the run's curves are the first member's; the served model is their mean
+            ndcg = metrics.get("eval", {}).get("ndcg_10", float("nan"))
+            line = f"ensemble of {len(members)} models, val NDCG@10 {ndcg:.4f}; first model: {line}"
+        return line
     if "TunerResults" in outputs:
         results = _read_json(outputs["TunerResults"][-1].uri, "tuner_results.json")
         best = max((r["score"] for r in results if r.get("score") is not None), default=float("nan"))

@@ -82,7 +82,8 @@ def tiny_config(home, **overrides):
         "training.train_steps": 150,
         "training.batch_size": 16,
         "tuner.max_trials": 2,
-        "tuner.train_steps": 20,
+        "tuner.train_steps": 60,
+        "training.ensemble": 2,
     }
     return apply_overrides(load_config(), {**base, **overrides})
 

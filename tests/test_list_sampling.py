@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from components.elwc_example_gen.elwc import elwc_from_values
 from modules.features import DOCUMENT_BLOCK, MASK_KEY, Role
+from modules.training import inputs as inputs_lib
 from modules.training.config import TrainingConfig
 from modules.training.inputs import FnInputs, ModelInputs
 from modules.transform.preprocessing import transform_features
@@ -84,3 +85,31 @@ def test_validation_uses_full_lists(inputs, feature_set):
     assert mask[0].all() and mask[1].sum() == 3
     assert ratings[0].tolist() == [float(i) for i in range(DOCS)]  # every document, in order
     assert (labels.numpy()[1, 3:] == -1).all()  # padding is masked out of the metrics
+
+
+def _lists_seen(dataset, feature_set, batches: int) -> dict[str, list]:
+    """Per list (told apart by its ratings), the sorted (rating, label) pairs of each draw."""
+    seen: dict[str, list] = {"long": [], "short": []}
+    for features, labels in dataset.take(batches):
+        ratings, labels, mask = _rating(features, feature_set), labels.numpy(), features[MASK_KEY].numpy()
+        for row in range(len(ratings)):
+            pairs = sorted(zip(ratings[row][mask[row]].tolist(), labels[row][mask[row]].tolist(), strict=True))
+            seen["short" if pairs[0][0] >= 1000 else "long"].append(pairs)
+    return seen
+
+
+def test_cached_and_streamed_training_data_hold_the_same_documents(inputs, feature_set, monkeypatch):
+    """A small split is decoded once and replayed from memory; what training sees is unchanged:
+    the same lists, the same documents with their labels, list_size of them, drawn afresh."""
+    fn_inputs, path = inputs
+    assert inputs_lib.cached_lists([path]) == 2  # two lists, far below the byte budget
+    cached = _lists_seen(fn_inputs.dataset([path], train=True), feature_set, 150)
+    monkeypatch.setattr(inputs_lib, "CACHE_SERIALIZED_BYTES", 1)  # nothing fits: streamed from the files
+    assert inputs_lib.cached_lists([path]) is None
+    streamed = _lists_seen(fn_inputs.dataset([path], train=True), feature_set, 150)
+    for seen in (cached, streamed):
+        assert len(seen["long"]) == len(seen["short"]) == 150  # every batch holds both lists (a full reshuffle)
+        assert all(draw == [(1000.0 + i, 1) for i in range(3)] for draw in seen["short"])
+        long_docs = {rating for draw in seen["long"] for rating, _ in draw}
+        assert long_docs == {float(i) for i in range(DOCS)}
+        assert all(len(draw) == LIST_SIZE and all(label == int(r) % 5 for r, label in draw) for draw in seen["long"])

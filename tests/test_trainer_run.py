@@ -16,7 +16,7 @@ from modules.ranking_metrics import mean_ndcg, random_ndcg
 from modules.training import hparams
 from modules.training.trainer import METRICS_FILE, run_fn
 
-TRAINING = {"epochs": 3, "early_stopping_patience": 1, "seed": 0, "cluster_timeout_s": 300}
+TRAINING = {"epochs": 3, "early_stopping_patience": 1, "seed": 0, "cluster_timeout_s": 300, "ensemble": 1}
 # A small, stable model: the eval split has ~40 lists, so the comparison must not ride on noise.
 HPARAMS = hparams.fixed(batch_norm=False, learning_rate=0.005, dropout=0.0).get_config()
 
@@ -42,10 +42,12 @@ def _train(transform_run, out, **training):
 @pytest.fixture(scope="module")
 def runs(transform_run, tmp_path_factory):
     # The same global batch (32 lists per step): one process, or 16 lists on each of two workers.
-    single = _train(transform_run, tmp_path_factory.mktemp("single"), strategy="none", batch_size=32)
+    # One process trains an ensemble of two models (served as one); the workers train one model.
+    single_out = tmp_path_factory.mktemp("single")
+    single = _train(transform_run, single_out, strategy="none", batch_size=32, ensemble=2)
     out = tmp_path_factory.mktemp("multi")
     multi = _train(transform_run, out, strategy="multi_worker", workers=2, batch_size=16)
-    return single, multi, out
+    return single, multi, out, single_out
 
 
 def _numpy_ndcg(transform_run, serving_dir) -> tuple[float, float]:
@@ -61,7 +63,7 @@ def _numpy_ndcg(transform_run, serving_dir) -> tuple[float, float]:
 
 
 def test_two_workers_split_the_global_batch(runs):
-    single, multi, out = runs
+    single, multi, out, _ = runs
     assert (single["strategy"], single["replicas"], single["global_batch_size"]) == ("none", 1, 32)
     assert (multi["strategy"], multi["replicas"], multi["global_batch_size"]) == ("multi_worker", 2, 32)
     logs = sorted(os.listdir(out / "model_run" / "cluster"))
@@ -72,7 +74,7 @@ def test_two_workers_split_the_global_batch(runs):
 
 
 def test_only_the_chief_exports_and_the_other_worker_cleans_up(runs):
-    _, _, out = runs
+    _, _, out, _ = runs
     assert (out / "serving" / "saved_model.pb").is_file()
     exports = [root for root, _, files in os.walk(out) if "saved_model.pb" in files]
     assert exports == [str(out / "serving")]
@@ -84,7 +86,7 @@ def test_only_the_chief_exports_and_the_other_worker_cleans_up(runs):
 
 
 def test_multi_worker_quality_matches_one_process_and_the_export_is_the_best_epoch(runs, transform_run):
-    single, multi, out = runs
+    single, multi, out, _ = runs
     assert multi["eval"]["ndcg_10"] >= single["eval"]["ndcg_10"] - 0.05, (single["eval"], multi["eval"])
     assert multi["eval"]["ndcg_10"] == pytest.approx(max(multi["validation_history"]), abs=1e-4)
     exported, random = _numpy_ndcg(transform_run, out / "serving")
@@ -92,6 +94,21 @@ def test_multi_worker_quality_matches_one_process_and_the_export_is_the_best_epo
     # NDCG@10 is the number computed on the served model's scores of the same split.
     assert exported == pytest.approx(multi["eval"]["ndcg_10"], abs=1e-4)
     assert exported > random + 0.1
+
+
+def test_an_ensemble_is_trained_member_by_member_and_served_as_one_model(runs, transform_run):
+    single, _, _, out = runs
+    members = single["ensemble"]
+    assert [m["seed"] for m in members] == [0, 7919]  # each member its own seed (initial weights, data order)
+    for member in members:
+        assert len(member["validation_history"]) == member["epochs_run"] >= 1
+        assert member["val_ndcg_10"] == max(member["validation_history"])  # its best epoch's weights kept
+    assert single["validation_history"] == members[0]["validation_history"]  # the run's curves: the first member
+    # The export scores the members' mean: its NDCG on full eval lists is the Trainer's eval of the ensemble.
+    exported, random = _numpy_ndcg(transform_run, out / "serving")
+    assert exported == pytest.approx(single["eval"]["ndcg_10"], abs=1e-4)
+    assert exported > random + 0.1
+    assert (out / "model_run" / "logs" / "member-1" / "validation").is_dir()  # the second member's curves
 
 
 def test_parameter_server_strategy_trains_on_a_local_cluster_and_exports(transform_run, tmp_path):

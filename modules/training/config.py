@@ -44,6 +44,9 @@ class TrainingConfig:
     epochs: int = 6  # train_steps are spread over this many epochs (validation after each)
     early_stopping_patience: int = 2  # epochs without a better validation NDCG@10 before stopping
     steps_per_execution: int = 10  # training steps per tf.function call (less Python overhead)
+    # Neural scorers: this many models of the chosen hyperparameters are trained, each with its
+    # own seed (ensemble_seed), and exported as one model scoring their mean (1: a single model).
+    ensemble: int = 3
     strategy: str = "mirrored"
     workers: int = 2  # multi_worker / parameter_server: worker processes started locally
     parameter_servers: int = 1  # parameter_server: ps processes started locally
@@ -53,6 +56,11 @@ class TrainingConfig:
     position_bias: str = "none"  # none | ipw | bias_tower
     ipw_max_weight: float = 10.0  # ipw: clip of 1 / propensity
     bias_features: list[str] = dataclasses.field(default_factory=list)  # bias_tower: extra tower inputs
+
+    def ensemble_seed(self, member: int) -> int:
+        """Member ``member``'s seed: member 0 has ``seed``; the others never coincide with another
+        ``seed``'s members (runs with seeds 0 and 1 share no model)."""
+        return self.seed + 7919 * member
 
     @classmethod
     def from_custom_config(cls, custom_config: dict[str, Any] | None) -> TrainingConfig:

@@ -67,7 +67,7 @@ DEFAULTS: dict[str, Any] = {
     "loss": "softmax_loss",
     "hidden_units": 64,
     "num_layers": 2,
-    "dropout": 0.1,
+    "dropout": 0.3,
     "batch_norm": True,
     "input_noise": 0.0,
     "attention_heads": 2,

@@ -10,7 +10,7 @@ from modules.features import CONTEXT_BLOCK, DOCUMENT_BLOCK, MASK_KEY
 from modules.training import losses
 from modules.training.hparams import search_space
 from modules.training.inputs import ModelInputs
-from modules.training.position_bias import RANKER_NAME
+from modules.training.position_bias import RANKER_NAME, serving_model
 
 NDCG_METRIC = "ndcg_10"
 VAL_NDCG_METRIC = f"val_{NDCG_METRIC}"
@@ -320,4 +320,29 @@ def build_model(
         steps_per_execution=steps_per_execution,
         **compile_kwargs,
     )
+    return model
+
+
+class EnsembleRanker(tf.keras.Model):
+    """Several trained rankers served as one: the score of a document is the members' mean score.
+
+    Members are relevance models (a position-bias tower is left out), trained apart
+    (their own seeds, early stopping) and exported together: the same inputs, signatures
+    and Transform graph as one member.
+    """
+
+    def __init__(self, members: list[tf.keras.Model], **kwargs):
+        super().__init__(name="ensemble", **kwargs)
+        self.members = [serving_model(member) for member in members]
+
+    def call(self, inputs, training=None):
+        return tf.add_n([member(inputs, training=training) for member in self.members]) / len(self.members)
+
+
+def ensemble(members: list[tf.keras.Model], loss: tf.keras.losses.Loss) -> tf.keras.Model:
+    """The members' mean score as one model, compiled with the ranking metrics (one member: itself)."""
+    if len(members) == 1:
+        return members[0]
+    model = EnsembleRanker(members)
+    model.compile(loss=loss, metrics=ranking_metrics())
     return model

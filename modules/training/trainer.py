@@ -29,7 +29,15 @@ from modules.training import distribution
 from modules.training import hparams as hparams_lib
 from modules.training.config import METRICS_FILE, REQUIRE_HYPERPARAMETERS_KEY, TrainingConfig
 from modules.training.inputs import FnInputs, count_records
-from modules.training.model import NDCG_METRIC, VAL_NDCG_METRIC, build_model, is_trees, ranking_metrics
+from modules.training.model import (
+    NDCG_METRIC,
+    VAL_NDCG_METRIC,
+    build_model,
+    ensemble,
+    is_trees,
+    make_loss,
+    ranking_metrics,
+)
 from modules.training.position_bias import position_bias_summary
 
 LOGS_DIR = "logs"
@@ -185,9 +193,6 @@ def train_and_export(job: TrainJob, strategy: tf.distribute.Strategy | None = No
     epochs = max(1, min(config.epochs, job.train_steps))
     steps_per_epoch = max(1, job.train_steps // epochs)
     if parameter_server:
-        # ParameterServerStrategy takes datasets through DatasetCreator; each worker
-        # reads its own shard and runs whole steps of batch_size lists (asynchronously).
-        train_data = tf.keras.utils.experimental.DatasetCreator(inputs.input_fn(job.train_files, True, global_batch))
         # Validation runs on the coordinator (CoordinatorValidation): Keras' exact
         # evaluation under ParameterServerStrategy needs file-shardable input.
         eval_data = inputs.dataset(job.eval_files, train=False, batch_size=global_batch)
@@ -195,64 +200,70 @@ def train_and_export(job: TrainJob, strategy: tf.distribute.Strategy | None = No
             eval_data = eval_data.take(job.eval_steps)
         validation_steps = None
     else:
-        train_data = inputs.distributed_dataset(strategy, job.train_files, True, global_batch)
         eval_data = inputs.distributed_dataset(strategy, job.eval_files, False, global_batch)
         # One full pass: every worker reads all eval lists, split over its local replicas.
         local_batch = config.batch_size * _local_replicas(strategy)
         validation_steps = job.eval_steps or math.ceil(count_records(job.eval_files) / local_batch)
 
-    with strategy.scope():
-        model = build_model(
-            inputs.model_inputs,
-            hp,
-            steps_per_execution=config.steps_per_execution,
-            train_steps=steps_per_epoch * epochs,
-            seed=config.seed,
-        )
-
     scratch = None if chief else _scratch_dir()
     model_run_dir = job.model_run_dir if chief else os.path.join(scratch, "model_run")
     serving_model_dir = job.serving_model_dir if chief else os.path.join(scratch, "serving_model")
-    early_stopping = BestWeightsEarlyStopping(
-        monitor=VAL_NDCG_METRIC,
-        mode="max",
-        patience=config.early_stopping_patience,
-        restore_best_weights=True,
-        verbose=1,
-    )
-    throughput = TrainThroughput(global_batch)
     try:
-        history = model.fit(
-            train_data,
-            epochs=epochs,
-            steps_per_epoch=steps_per_epoch,
-            validation_data=None if parameter_server else eval_data,
-            validation_steps=validation_steps,
-            callbacks=([CoordinatorValidation(eval_data)] if parameter_server else [])
-            + [
-                early_stopping,
-                tf.keras.callbacks.TensorBoard(log_dir=os.path.join(model_run_dir, LOGS_DIR)),
-            ]
-            # ParameterServerStrategy allows no batch-level callbacks.
-            + ([] if parameter_server else [throughput]),
-            verbose=2,
-        )
-        if parameter_server:
-            metrics = evaluate_on_coordinator(model, eval_data)
-        else:
-            metrics = model.evaluate(eval_data, steps=validation_steps, return_dict=True, verbose=0)
+        members, runs = [], []
+        for member in range(max(1, config.ensemble)):
+            seed = config.ensemble_seed(member)
+            tf.keras.utils.set_random_seed(seed)
+            if parameter_server:
+                # ParameterServerStrategy takes datasets through DatasetCreator; each worker
+                # reads its own shard and runs whole steps of batch_size lists (asynchronously).
+                train_data = tf.keras.utils.experimental.DatasetCreator(
+                    inputs.input_fn(job.train_files, True, global_batch, seed)
+                )
+            else:
+                train_data = inputs.distributed_dataset(strategy, job.train_files, True, global_batch, seed)
+            with strategy.scope():
+                model = build_model(
+                    inputs.model_inputs,
+                    hp,
+                    steps_per_execution=config.steps_per_execution,
+                    train_steps=steps_per_epoch * epochs,
+                    seed=seed,
+                )
+            # The first member's curves are the run's (logs/train, logs/validation); the others' beside them.
+            log_dir = os.path.join(model_run_dir, LOGS_DIR, *([f"member-{member}"] if member else []))
+            runs.append(
+                _fit_member(model, train_data, eval_data, epochs, steps_per_epoch, validation_steps, log_dir, config)
+            )
+            runs[-1]["seed"] = seed
+            members.append(model)
+        plain = [_plain_copy(member, inputs, hp, config) for member in members]
+        model = ensemble(plain, make_loss(hp))
+        if len(members) == 1:  # the trained model itself, under its strategy
+            if parameter_server:
+                metrics = evaluate_on_coordinator(members[0], eval_data)
+            else:
+                metrics = members[0].evaluate(eval_data, steps=validation_steps, return_dict=True, verbose=0)
+        else:  # the ensemble of plain copies, outside the strategy: one full pass over the eval lists
+            metrics = evaluate_on_coordinator(
+                model, eval_data if parameter_server else inputs.dataset(job.eval_files, train=False)
+            )
+        first = runs[0]
         summary = {
             "eval": {k: float(v) for k, v in metrics.items()},
             "hyperparameters": hparams_lib.values(hp),
             "train_steps": job.train_steps,
-            "epochs_run": len(history.history.get(VAL_NDCG_METRIC, [])),
-            "best_epoch": int(early_stopping.best_epoch) + 1,
-            "stopped_early": bool(early_stopping.stopped_epoch),
-            "validation_history": [float(v) for v in history.history.get(VAL_NDCG_METRIC, [])],
+            "epochs_run": first["epochs_run"],
+            "best_epoch": first["best_epoch"],
+            "stopped_early": first["stopped_early"],
+            "validation_history": first["validation_history"],
+            "ensemble": [
+                {k: run[k] for k in ("seed", "epochs_run", "best_epoch", "val_ndcg_10", "validation_history")}
+                for run in runs
+            ],
             "strategy": config.strategy,
             "replicas": replicas,
             "global_batch_size": global_batch,
-            "train_lists_per_second": throughput.lists_per_second,
+            "train_lists_per_second": first["train_lists_per_second"],
             **position_bias_summary(config, inputs.model_inputs.position_bias),
         }
         logging.info("Eval %s = %.4f (%s)", NDCG_METRIC, summary["eval"][NDCG_METRIC], summary)
@@ -260,7 +271,7 @@ def train_and_export(job: TrainJob, strategy: tf.distribute.Strategy | None = No
         with tf.io.gfile.GFile(os.path.join(model_run_dir, METRICS_FILE), "w") as handle:
             json.dump(summary, handle, indent=2, sort_keys=True)
         export_serving_model(
-            _plain_copy(model, inputs, hp, config),
+            model,
             inputs.tft_output.transform_features_layer(),
             inputs.feature_set,
             inputs.model_inputs,
@@ -270,6 +281,40 @@ def train_and_export(job: TrainJob, strategy: tf.distribute.Strategy | None = No
         if scratch:
             shutil.rmtree(scratch, ignore_errors=True)
     return summary
+
+
+def _fit_member(model, train_data, eval_data, epochs, steps_per_epoch, validation_steps, log_dir, config) -> dict:
+    """Trains one model with early stopping on validation NDCG@10 (best epoch's weights kept)."""
+    parameter_server = config.strategy == "parameter_server"
+    early_stopping = BestWeightsEarlyStopping(
+        monitor=VAL_NDCG_METRIC,
+        mode="max",
+        patience=config.early_stopping_patience,
+        restore_best_weights=True,
+        verbose=1,
+    )
+    throughput = TrainThroughput(config.batch_size * model.distribute_strategy.num_replicas_in_sync)
+    history = model.fit(
+        train_data,
+        epochs=epochs,
+        steps_per_epoch=steps_per_epoch,
+        validation_data=None if parameter_server else eval_data,
+        validation_steps=validation_steps,
+        callbacks=([CoordinatorValidation(eval_data)] if parameter_server else [])
+        + [early_stopping, tf.keras.callbacks.TensorBoard(log_dir=log_dir)]
+        # ParameterServerStrategy allows no batch-level callbacks.
+        + ([] if parameter_server else [throughput]),
+        verbose=2,
+    )
+    validation = [float(v) for v in history.history.get(VAL_NDCG_METRIC, [])]
+    return {
+        "epochs_run": len(validation),
+        "best_epoch": int(early_stopping.best_epoch) + 1,
+        "stopped_early": bool(early_stopping.stopped_epoch),
+        "validation_history": validation,
+        "val_ndcg_10": max(validation) if validation else None,
+        "train_lists_per_second": throughput.lists_per_second,
+    }
 
 
 def train_trees_and_export(job: TrainJob, hp) -> dict[str, Any]:

@@ -497,6 +497,13 @@ def _training_section(data: RunData) -> str:
     )
     facts = _facts(
         [
+            (
+                "ensemble",
+                f"{len(m['ensemble'])} models (seeds {', '.join(str(e.get('seed')) for e in m['ensemble'])}), "
+                "served as one scoring their mean; the curves and epochs are the first model's"
+                if len(m.get("ensemble") or []) > 1
+                else None,
+            ),
             ("epochs run", m.get("epochs_run")),
             ("best epoch", m.get("best_epoch")),
             ("stopped early", {True: "yes", False: "no"}.get(m.get("stopped_early"))),
