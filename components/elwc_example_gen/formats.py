@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 
 from components.elwc_example_gen.columns import COLUMN_COUNT, UNPARSEABLE_LINE
 from components.elwc_example_gen.rows import MISSING_TOKENS
-from components.elwc_example_gen.sources import DEFAULT_CHUNK_BYTES, blank_undecodable_lines
+from components.elwc_example_gen.sources import DEFAULT_CHUNK_BYTES, CsvQuoting, blank_undecodable_lines
 from modules.features import Dtype, FeatureSet, Role
 
 _MISSING_TEXT = pa.array(sorted(MISSING_TOKENS), pa.string())
@@ -163,10 +163,14 @@ def typed_dead_letter(raw: RawFile, bad: list, source: str) -> list[dict]:
 
 def read_csv(data: bytes, source: str, options: FormatOptions, feature_set: FeatureSet, first_line: int = 1) -> RawFile:
     """A CSV file, or a chunk of one led by its header line (``first_line``: the file line of the chunk's line 1)."""
-    data, undecodable = blank_undecodable_lines(maybe_gunzip(data), source, first_line)
+    delimiter = csv_delimiter(source, options)
+    quoting = CsvQuoting(ord(delimiter), source)
+    data, undecodable = blank_undecodable_lines(maybe_gunzip(data), source, first_line, quoting)
     if undecodable and undecodable[0]["line"] == first_line:
         raise ValueError(f"{source}: the header line is not valid UTF-8: {undecodable[0]['detail']}")
-    delimiter = options.csv_delimiter or ("\t" if source.lower().removesuffix(".gz").endswith(".tsv") else ",")
+    quoted = b'"' in data
+    if quoted:  # a quoted value may hold newlines: records end only outside quoted fields
+        quoting.check_closed(data, first_line)
     header_line = data.split(b"\n", 1)[0].decode("utf-8-sig").rstrip("\r")
     header = next(csv.reader([header_line], delimiter=delimiter), [])
     if not header:
@@ -197,7 +201,9 @@ def read_csv(data: bytes, source: str, options: FormatOptions, feature_set: Feat
     table = pcsv.read_csv(
         pa.BufferReader(data),
         read_options=pcsv.ReadOptions(use_threads=False, encoding="utf8"),
-        parse_options=pcsv.ParseOptions(delimiter=delimiter, invalid_row_handler=on_invalid),
+        # newlines_in_values: pyarrow cuts its own blocks quote-aware too (else a quoted newline
+        # at one of its 1 MB block boundaries breaks the read).
+        parse_options=pcsv.ParseOptions(delimiter=delimiter, invalid_row_handler=on_invalid, newlines_in_values=quoted),
         convert_options=pcsv.ConvertOptions(
             column_types={name: pa.string() for name in header},
             include_columns=present,
@@ -205,7 +211,8 @@ def read_csv(data: bytes, source: str, options: FormatOptions, feature_set: Feat
             quoted_strings_can_be_null=False,
         ),
     )
-    lines = _csv_data_lines(data, table.num_rows, invalid) + (first_line - 1)
+    ends = quoting.record_ends(data) if quoted else None
+    lines = _csv_data_lines(data, table.num_rows, invalid, ends) + (first_line - 1)
     for entry in invalid:
         entry["line"] += first_line - 1
     columns = {wanted[name]: table.column(name).combine_chunks() for name in present}
@@ -218,31 +225,40 @@ def read_csv(data: bytes, source: str, options: FormatOptions, feature_set: Feat
     )
 
 
-def _csv_data_lines(data: bytes, num_rows: int, invalid: list[dict]) -> np.ndarray:
-    """Physical line (1-based) of each parsed data row: not the header, blank or invalid lines.
+def _csv_data_lines(data: bytes, num_rows: int, invalid: list[dict], ends: np.ndarray | None = None) -> np.ndarray:
+    """Physical line (1-based) of each parsed data row (the line its record starts on): not the header,
+    blank or invalid records.
 
-    pyarrow numbers invalid rows among the non-blank lines; their entries are corrected to
-    physical lines in place. Exact unless a quoted cell spans lines.
+    ``ends``: the newlines that end records (default: every newline; CSV with quoted values:
+    ``CsvQuoting.record_ends``). pyarrow numbers invalid rows among the non-blank records; their
+    entries are corrected to physical lines in place.
     """
     buffer = np.frombuffer(data, np.uint8)
     newlines = np.flatnonzero(buffer == 10)
-    starts = np.concatenate(([0], newlines + 1))
-    ends = np.concatenate((newlines, [len(buffer)]))
-    lengths = ends - starts
-    # A line holding only '\r' is blank too.
+    ends = newlines if ends is None else ends
+    starts = np.concatenate(([0], ends + 1))
+    stops = np.concatenate((ends, [len(buffer)]))
+    lengths = stops - starts
+    # A record holding only '\r' is blank too.
     blank = (lengths == 0) | ((lengths == 1) & (buffer[np.minimum(starts, max(len(buffer) - 1, 0))] == 13))
-    non_blank = np.flatnonzero(~blank) + 1  # 1-based physical numbers of non-blank lines
+    start_lines = np.searchsorted(newlines, starts) + 1  # the physical line each record starts on
+    non_blank = start_lines[~blank]
     invalid_lines = []
     for entry in invalid:
         if 1 <= entry["line"] <= len(non_blank):
             entry["line"] = int(non_blank[entry["line"] - 1])
         invalid_lines.append(entry["line"])
-    candidate = non_blank[non_blank > non_blank[0]] if len(non_blank) else non_blank  # not the header
+    candidate = non_blank[1:]  # not the header
     if invalid_lines:
         candidate = np.setdiff1d(candidate, np.asarray(invalid_lines), assume_unique=True)
-    if len(candidate) < num_rows:  # quoted multi-line cells: fall back to row numbers
+    if len(candidate) < num_rows:  # line ends pyarrow reads but this does not (a lone '\r'): row numbers
         return np.arange(2, num_rows + 2)
     return candidate[:num_rows]
+
+
+def csv_delimiter(source: str, options: FormatOptions) -> str:
+    """The configured delimiter, else tab for ``.tsv`` files and ',' otherwise."""
+    return options.csv_delimiter or ("\t" if source.lower().removesuffix(".gz").endswith(".tsv") else ",")
 
 
 def _stringify(value: object) -> str | None:
