@@ -438,26 +438,13 @@ def _gather(buffer: np.ndarray, start: np.ndarray, length: np.ndarray, valid: np
     )
 
 
-def read_letor(
-    data: bytes, source: str, options: FormatOptions, feature_set: FeatureSet, first_line: int = 1
-) -> RawFile:
-    """SVMlight/LETOR ``label qid:Q idx:val ... [# comment]``, column-wise (pyarrow + numpy).
+def _letor_tokens(text: LetorText, column_of_key: dict[str, int], source: str, first_line: int, dead: list) -> tuple:
+    """(lines that are rows, their labels, then per mapped ``index:value`` token: row, column, value text).
 
-    An absent index is a missing value; a ``docid = D`` comment fills the ``role:doc_id``
-    feature; a token without ``:`` (or with an empty index) sets the line aside. Feature
-    values are split and parsed for the whole chunk at once; a feature whose values do not
-    all parse as finite numbers is typed from its text, value by value (:mod:`columns`),
-    so that each bad row is named exactly.
+    Every line, whatever its bytes: split with ``pyarrow.compute``; a line with a malformed token
+    is set aside in ``dead``.
     """
-    data, dead = blank_undecodable_lines(maybe_gunzip(data), source, first_line)
-    index_to_name = options.letor_map(feature_set)
-    label = feature_set.label.name
-    query_id = feature_set.query_id.name
-    doc_id = feature_set.single(Role.DOC_ID)
-    names = list(dict.fromkeys(index_to_name.values()))
-    text = LetorText.parse(data)
-    lines = text.lines
-    body = pc.utf8_trim_whitespace(lines)
+    body = pc.utf8_trim_whitespace(text.lines)
     blank = pc.equal(pc.binary_length(body), 0).to_numpy(zero_copy_only=False)
     # A blank line would split into one empty token: give it none.
     tokens = pc.utf8_split_whitespace(pc.if_else(pa.array(blank), pa.scalar(None, pa.string()), body))
@@ -487,7 +474,6 @@ def read_letor(
     good_lines = np.flatnonzero(nonempty & ~bad_line)
     row_of_line = np.full(len(counts), -1, np.int64)
     row_of_line[good_lines] = np.arange(len(good_lines))
-    num_rows = len(good_lines)
 
     keep = ~malformed & (row_of_line[rest_line] >= 0)
     pairs = pc.split_pattern(rest.filter(pa.array(keep)), ":", max_splits=1)
@@ -495,35 +481,145 @@ def read_letor(
     keys = pair_values.take(pa.array(np.arange(0, len(pair_values), 2)))
     values = pair_values.take(pa.array(np.arange(1, len(pair_values), 2)))
     rows = row_of_line[rest_line[keep]]
-    column_of_key = {key: names.index(name) for key, name in index_to_name.items()}
     key_list = list(column_of_key)
     found = pc.index_in(keys, value_set=pa.array(key_list, pa.string()))
     mapped = ~found.is_null().to_numpy(zero_copy_only=False)
     key_index = found.fill_null(0).to_numpy(zero_copy_only=False)
     column = np.asarray([column_of_key[k] for k in key_list] or [0], np.int64)[key_index[mapped]]
-    rows, values = rows[mapped], values.filter(pa.array(mapped))
+    labels = flat.take(pa.array(token_offsets[:-1][good_lines]))
+    return good_lines, labels, rows[mapped], column, values.filter(pa.array(mapped))
+
+
+_MAX_KEY_DIGITS = 9
+
+
+def _letor_tokens_fast(text: LetorText, column_of_key: dict[str, int]) -> tuple | None:
+    """As :func:`_letor_tokens` with numpy on the chunk's bytes (plus each row's query id), or None.
+
+    It covers lines of ASCII tokens ``label idx:value ... qid:Q ...`` whose indices are decimal
+    numbers (or ``qid``) and whose tokens each hold one ``:`` with text on both sides, as every
+    MSLR, Istella and Yahoo export does; for anything else (a malformed token, a byte outside
+    printable ASCII, tab, CR and LF, an index that is not a number) it returns None and the
+    general path, which names the bad lines, reads the chunk.
+    """
+    numeric = {}
+    for key, column in column_of_key.items():
+        if not key.isascii() or not key.isdigit() or len(key) > _MAX_KEY_DIGITS or (key[0] == "0" and key != "0"):
+            return None
+        numeric[int(key)] = column
+    body = text.body
+    if not len(body) or body.max() > 126:
+        return None
+    space = (body == 32) | (body == 10)
+    tabs_and_returns = (body == 9) | (body == 13)
+    if np.count_nonzero(body < 32) != np.count_nonzero(body == 10) + np.count_nonzero(tabs_and_returns):
+        return None  # another control byte: whitespace to pyarrow or not, the general path decides
+    space |= tabs_and_returns
+    padded = np.ones(len(body) + 2, bool)
+    padded[1:-1] = space
+    edges = np.flatnonzero(padded[1:] != padded[:-1])
+    starts, ends = edges[0::2], edges[1::2]  # a token starts after a space and ends before one
+    first_of_line = np.searchsorted(starts, text.starts)  # each line's first token (if it has one)
+    counts = np.diff(np.append(first_of_line, len(starts)))
+    good_lines = np.flatnonzero(counts > 0)
+    labels = first_of_line[good_lines]
+    is_rest = np.ones(len(starts), bool)
+    is_rest[labels] = False
+    label_text = _gather(body, starts[labels], ends[labels] - starts[labels], np.ones(len(labels), bool))
+    rest = np.flatnonzero(is_rest)
+    token_line = np.repeat(np.arange(len(counts)), np.maximum(counts - 1, 0))
+    starts, ends = starts[rest], ends[rest]
+    colons = np.flatnonzero(body == 58)
+    # One ':' inside each index:value token, none elsewhere, with text on both sides.
+    if len(colons) != len(starts) or not np.all((colons > starts) & (colons < ends - 1)):
+        return None
+    digits = colons - starts
+    key = np.zeros(len(starts), np.int64)
+    is_number = np.ones(len(starts), bool)
+    scale = 1
+    for k in range(min(int(digits.max()) if len(digits) else 0, _MAX_KEY_DIGITS)):
+        digit = body[np.maximum(colons - 1 - k, 0)] - np.uint8(48)  # a non-digit wraps above 9
+        active = digits > k
+        is_number &= (digit <= 9) | ~active
+        key += (digit * active).astype(np.int64) * scale
+        scale *= 10
+    is_number &= (digits <= _MAX_KEY_DIGITS) & ((digits == 1) | (body[starts] != 48))  # no leading zero
+    others = np.flatnonzero(~is_number)
+    is_qid = (digits[others] == 3) & (body[starts[others]] == 113) & (body[starts[others] + 1] == 105)
+    is_qid &= body[starts[others] + 2] == 100
+    if not is_qid.all():
+        return None
+    qids = others  # the query id of a line is its last qid token
+    last = np.append(token_line[qids][1:] != token_line[qids][:-1], True) if len(qids) else qids.astype(bool)
+    qid_line = token_line[qids[last]]
+    qid_start = colons[qids[last]] + 1
+    query_start = np.zeros(len(counts), np.int64)
+    query_length = np.zeros(len(counts), np.int64)
+    has_query = np.zeros(len(counts), bool)
+    query_start[qid_line], query_length[qid_line], has_query[qid_line] = qid_start, ends[qids[last]] - qid_start, True
+    query_ids = _gather(body, query_start[good_lines], query_length[good_lines], has_query[good_lines])
+    table = np.full(max(numeric) + 2, -1, np.int64)
+    table[list(numeric)] = list(numeric.values())
+    column = table[np.where(is_number, np.minimum(key, len(table) - 1), len(table) - 1)]
+    mapped = np.flatnonzero(column >= 0)
+    row_of_line = np.full(len(counts), -1, np.int64)
+    row_of_line[good_lines] = np.arange(len(good_lines))
+    value_start = colons[mapped] + 1
+    values = _gather(body, value_start, ends[mapped] - value_start, np.ones(len(mapped), bool))
+    return good_lines, label_text, row_of_line[token_line[mapped]], column[mapped], values, query_ids
+
+
+def read_letor(
+    data: bytes, source: str, options: FormatOptions, feature_set: FeatureSet, first_line: int = 1
+) -> RawFile:
+    """SVMlight/LETOR ``label qid:Q idx:val ... [# comment]``, column-wise (pyarrow + numpy).
+
+    An absent index is a missing value; a ``docid = D`` comment fills the ``role:doc_id``
+    feature; a token without ``:`` (or with an empty index) sets the line aside. Feature
+    values are split and parsed for the whole chunk at once; a feature whose values do not
+    all parse as finite numbers is typed from its text, value by value (:mod:`columns`),
+    so that each bad row is named exactly.
+    """
+    data, dead = blank_undecodable_lines(maybe_gunzip(data), source, first_line)
+    index_to_name = options.letor_map(feature_set)
+    label = feature_set.label.name
+    query_id = feature_set.query_id.name
+    doc_id = feature_set.single(Role.DOC_ID)
+    names = list(dict.fromkeys(index_to_name.values()))
+    text = LetorText.parse(data)
+    column_of_key = {key: names.index(name) for key, name in index_to_name.items()}
+    tokens = _letor_tokens_fast(text, column_of_key)
+    if tokens is None:  # a line the fast path does not cover: token by token in pyarrow
+        tokens = _letor_tokens(text, column_of_key, source, first_line, dead)
+        tokens += (text.query_ids().take(pa.array(tokens[0])),)
+    good_lines, labels, rows, column, values, query_ids = tokens
+    num_rows = len(good_lines)
     # Which token (index into ``values``) gives each (row, feature); the last one wins, as in a dict.
-    token_of = np.full((num_rows, len(names)), -1, np.int64)
-    token_of[rows, column] = np.arange(len(rows))
+    token_of = np.full((len(names), num_rows), -1, np.int64)
+    token_of[column, rows] = np.arange(len(rows))
 
     columns: dict[str, pa.Array] = {}
-    columns[label] = flat.take(pa.array(token_offsets[:-1][good_lines]))
-    columns[query_id] = text.query_ids().take(pa.array(good_lines))
+    columns[label] = labels
+    columns[query_id] = query_ids
     if doc_id is not None:
         columns[doc_id.name] = pc.struct_field(pc.extract_regex(text.comments(good_lines), _LETOR_DOCID), [0])
     numbers = _letor_numbers(values)
     if numbers is not None:
         numbers = np.append(numbers, np.nan)  # index len(values): an absent value
+        # Every feature's values at once, one row per feature (NaN: absent or missing).
+        matrix = numbers[np.where(token_of < 0, len(numbers) - 1, token_of)]
+        missing = np.isnan(matrix)
+        infinite = np.isinf(matrix).any(axis=1)
+    declared = {f.name for f in feature_set.features}
     for j, name in enumerate(names):
-        positions = token_of[:, j]
+        positions = token_of[j]
         absent = positions < 0
-        feature = feature_set[name] if name in {f.name for f in feature_set.features} else None
-        if numbers is not None and feature is not None and feature.dtype != Dtype.BYTES:
-            typed = numbers[np.where(absent, len(numbers) - 1, positions)]
-            finite = np.isfinite(typed) | np.isnan(typed)
-            integral = feature.dtype != Dtype.INT or bool(np.all(np.isnan(typed) | (np.floor(typed) == typed)))
-            if finite.all() and integral:
-                columns[name] = pa.array(typed, pa.float64(), mask=absent | np.isnan(typed))
+        feature = feature_set[name] if name in declared else None
+        if numbers is not None and feature is not None and feature.dtype != Dtype.BYTES and not infinite[j]:
+            typed = matrix[j]
+            integral = feature.dtype != Dtype.INT or bool(np.all(missing[j] | (np.floor(typed) == typed)))
+            if integral:
+                columns[name] = pa.array(typed, pa.float64(), mask=missing[j])
                 continue
         columns[name] = values.take(pa.array(positions, mask=absent))
     line_numbers = (first_line + good_lines).astype(np.int64)
@@ -532,6 +628,10 @@ def read_letor(
 
 def _letor_numbers(values: pa.Array) -> np.ndarray | None:
     """All values as float64 (NaN where missing), or None if any does not parse as a number."""
+    try:  # most often every value is a number (or nan): one cast
+        return values.cast(pa.float64()).to_numpy(zero_copy_only=False)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
     missing = pc.is_in(values, value_set=_MISSING_TEXT)
     try:
         numbers = pc.if_else(missing, pa.scalar(None, pa.string()), values).cast(pa.float64())
