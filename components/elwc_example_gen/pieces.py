@@ -111,13 +111,14 @@ def chunk_lists(
     keep = order if not max_list_size else np.concatenate([order[s : s + k] for s, k in zip(starts, kept, strict=True)])
     take = pa.array(keep)
     docs = encode_examples(
-        {f.name: (f.dtype, columns[f.name].take(take)) for f in feature_set.document_protos if f.name in columns},
-        len(keep),
+        {f.name: (f.dtype, columns[f.name]) for f in feature_set.document_protos if f.name in columns},
+        n,
+        rows=keep,
     )
-    first = pa.array(order[starts])
     contexts = encode_examples(
-        {f.name: (f.dtype, columns[f.name].take(first)) for f in feature_set.context_protos if f.name in columns},
-        len(starts),
+        {f.name: (f.dtype, columns[f.name]) for f in feature_set.context_protos if f.name in columns},
+        n,
+        rows=order[starts],
     )
     keys = (
         pos_missing.take(take).to_numpy(zero_copy_only=False),
