@@ -169,10 +169,15 @@ def test_bulk_encoding_is_protobufs_deterministic_serialization():
     # order give the same bytes, and so do blocks without a missing value.
     rows = rng.permutation(n)[:200]
     assert encode_examples(columns, n, rows=rows).to_pylist() == [encoded[i] for i in rows]
-    dense = {name: columns[name] for name in ("z", "an_int")} | {"y": (Dtype.FLOAT, pa.array(rng.normal(0, 1, n)))}
-    for i, record in enumerate(encode_examples(dense, n).to_pylist()):
-        values = {name: column[i].as_py() for name, (_, column) in dense.items() if column[i].is_valid}
-        assert record == elwc_from_values({}, [values]).examples[0].SerializeToString(deterministic=True), i
+    # Names of one length: the block is a (documents, features, entry) cube, with or without missing values.
+    x = (Dtype.FLOAT, pa.array(rng.normal(0, 1, n)))
+    y = (Dtype.FLOAT, pa.array(rng.normal(0, 1, n), mask=rng.random(n) < 0.3))
+    for same_width in ({"x": x, "z": columns["z"], "an_int": columns["an_int"]}, {"x": x, "y": y, "z": columns["z"]}):
+        records = encode_examples(same_width, n).to_pylist()
+        for i, record in enumerate(records):
+            values = {name: column[i].as_py() for name, (_, column) in same_width.items() if column[i].is_valid}
+            assert record == elwc_from_values({}, [values]).examples[0].SerializeToString(deterministic=True), i
+        assert encode_examples(same_width, n, rows=rows).to_pylist() == [records[i] for i in rows]
 
 
 @pytest.mark.parametrize("name", ["logs.txt", "logs.csv", "logs.jsonl"])

@@ -163,35 +163,54 @@ def float_block_entries(names: list[str], columns: list[pa.Array], rows: np.ndar
     of every entry (constant prefix + 4 float bytes) is laid out per document, the float bytes
     written in one assignment, and the entries of missing values masked out.
     """
-    values = np.empty((len(columns[0]), len(names)), "<f4")
-    valid = np.empty(values.shape, bool)
+    # One row per feature: its values as float32 (what protobuf stores) and where they are present.
+    by_feature = np.empty((len(names), len(columns[0])), "<f4")
+    present = np.ones(by_feature.shape, bool)
     for j, column in enumerate(columns):
         if isinstance(column, pa.ChunkedArray):
             column = column.combine_chunks()
-        values[:, j] = column.cast(pa.float32()).fill_null(0).to_numpy(zero_copy_only=False)
-        valid[:, j] = _valid(column)
+        by_feature[j] = column.cast(pa.float32()).to_numpy(zero_copy_only=False)
+        if column.null_count:
+            bits = np.frombuffer(column.buffers()[0], np.uint8)
+            present[j] = np.unpackbits(bits, count=column.offset + len(column), bitorder="little")[column.offset :]
     if rows is not None:
-        values, valid = values[rows], valid[rows]
-    n = len(values)
-    template, value_columns = [], []
-    for name in names:
-        key = name.encode()
-        entry = b"\x0a" + varint_bytes(len(key)) + key + b"\x12" + b"\x08\x12\x06\x0a\x04"
-        prefix = b"\x0a" + varint_bytes(len(entry) + 4) + entry
-        start = sum(len(part) for part in template) + len(prefix)
-        template += [prefix, b"\x00" * 4]
-        value_columns.append(np.arange(start, start + 4))
-    widths = np.asarray([len(part) for part in template[0::2]], np.int64) + 4
-    matrix = np.empty((n, int(widths.sum())), np.uint8)
-    matrix[:] = np.frombuffer(b"".join(template), np.uint8)
-    matrix[:, np.concatenate(value_columns)] = values.view(np.uint8).reshape(n, 4 * len(names))
-    if valid.all():
-        data, lengths = matrix.reshape(-1), np.full(n, matrix.shape[1], np.int64)
+        by_feature, present = np.ascontiguousarray(by_feature[:, rows]), present[:, rows]
+    n = by_feature.shape[1]
+    valid = present.T
+    prefixes = _float_prefixes(tuple(names))
+    width = len(prefixes[0]) + 4
+    if all(len(prefix) + 4 == width for prefix in prefixes):  # names of one length: a (docs, features, entry) cube
+        cube = np.empty((n, len(names), width), np.uint8)
+        cube[:, :, : width - 4] = np.frombuffer(b"".join(prefixes), np.uint8).reshape(len(names), width - 4)
+        cube[:, :, width - 4 :] = np.ascontiguousarray(by_feature.T).view(np.uint8).reshape(n, len(names), 4)
+        data = cube.reshape(-1) if valid.all() else cube[valid].reshape(-1)
+        lengths = np.count_nonzero(valid, axis=1).astype(np.int64) * width
     else:
-        data, lengths = matrix[np.repeat(valid, widths, axis=1)], valid.astype(np.int64) @ widths
+        values = np.ascontiguousarray(by_feature.T)
+        widths = np.asarray([len(prefix) + 4 for prefix in prefixes], np.int64)
+        ends = np.cumsum(widths)
+        matrix = np.empty((n, int(ends[-1])), np.uint8)
+        matrix[:] = np.frombuffer(b"".join(prefix + b"\x00" * 4 for prefix in prefixes), np.uint8)
+        value_columns = (ends - 4)[:, None] + np.arange(4)
+        matrix[:, value_columns.reshape(-1)] = values.view(np.uint8).reshape(n, 4 * len(names))
+        if valid.all():
+            data, lengths = matrix.reshape(-1), np.full(n, matrix.shape[1], np.int64)
+        else:
+            data, lengths = matrix[np.repeat(valid, widths, axis=1)], valid.astype(np.int64) @ widths
     offsets = np.zeros(n + 1, np.int32)
     np.cumsum(lengths, out=offsets[1:])
     return pa.Array.from_buffers(pa.binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+
+
+@functools.lru_cache(maxsize=64)
+def _float_prefixes(names: tuple[str, ...]) -> list[bytes]:
+    """Each FLOAT feature's map entry up to its 4 value bytes (as in :func:`feature_entries`)."""
+    prefixes = []
+    for name in names:
+        key = name.encode()
+        entry = b"\x0a" + varint_bytes(len(key)) + key + b"\x12" + b"\x08\x12\x06\x0a\x04"
+        prefixes.append(b"\x0a" + varint_bytes(len(entry) + 4) + entry)
+    return prefixes
 
 
 def encode_examples(
@@ -223,7 +242,8 @@ def encode_examples(
     # "replace" by b"" (not "skip": it drops rows in pyarrow 10); with an empty separator it is the same.
     body = pc.binary_join_element_wise(*entries, _EMPTY, null_handling="replace", null_replacement="")
     examples = wrap(b"\x0a", body)  # Example.features
-    return pc.if_else(pc.equal(pc.binary_length(body), 0), _EMPTY, examples)
+    empty = pc.equal(pc.binary_length(body), 0)
+    return pc.if_else(empty, _EMPTY, examples) if pc.any(empty).as_py() else examples
 
 
 def frame_lists(contexts: pa.Array, docs: pa.Array, list_offsets: np.ndarray) -> pa.Array:

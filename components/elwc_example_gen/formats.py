@@ -343,7 +343,6 @@ def read_parquet(
 
 
 _LETOR_DOCID = r"docid\s*=\s*(?P<docid>\S+)"
-_QID_TAG = np.frombuffer(b"qid:", "<u4")[0]
 
 
 @dataclasses.dataclass
@@ -399,18 +398,13 @@ class LetorText:
     def query_ids(self) -> pa.Array:
         """Each line's query id: its last ``qid:`` token outside the comment (null where none)."""
         body = self.body
-        found = []
-        for shift in range(4):  # "qid:" at any alignment, compared 4 bytes at a time
-            usable = (len(body) - shift) // 4 * 4
-            words = body[shift : shift + usable].view("<u4")
-            found.append(np.flatnonzero(words == _QID_TAG) * 4 + shift)
-        at = np.sort(np.concatenate(found))
+        at = np.flatnonzero(body[: max(len(body) - 3, 0)] == 113)  # every 'q' that could start "qid:"
+        at = at[(body[at + 1] == 105) & (body[at + 2] == 100) & (body[at + 3] == 58)]
         at = at[(at > 0) & _IS_WHITESPACE[body[np.maximum(at - 1, 0)]]]  # a token of its own, not the label
         line = np.searchsorted(self.starts, at, side="right") - 1
         last = np.concatenate((np.diff(line) != 0, [True])) if len(at) else at.astype(bool)
         at, line = at[last] + 4, line[last]
-        space = np.append(np.flatnonzero(_IS_WHITESPACE[body]), len(body))
-        end = np.minimum(space[np.searchsorted(space, at)], self.ends[line])
+        end = _token_ends(body, at, self.ends[line])
         start = np.zeros(len(self.starts), np.int64)
         length = np.zeros(len(self.starts), np.int64)
         valid = np.zeros(len(self.starts), bool)
@@ -423,6 +417,20 @@ class LetorText:
 
 _IS_WHITESPACE = np.zeros(256, bool)
 _IS_WHITESPACE[list(b" \t\n\r\x0b\x0c")] = True
+_TOKEN_WINDOW = 64
+
+
+def _token_ends(body: np.ndarray, start: np.ndarray, limit: np.ndarray) -> np.ndarray:
+    """For each token starting at ``start[i]``: where it ends (the first whitespace, at most ``limit[i]``)."""
+    window = start[:, None] + np.arange(_TOKEN_WINDOW)
+    blank = _IS_WHITESPACE[body[np.minimum(window, len(body) - 1)]] | (window >= limit[:, None])
+    found = blank.any(axis=1)
+    end = np.where(found, start + blank.argmax(axis=1), 0)
+    if not found.all():  # a token longer than the window: the next whitespace, searched in the whole chunk
+        space = np.append(np.flatnonzero(_IS_WHITESPACE[body]), len(body))
+        long = ~found
+        end[long] = np.minimum(space[np.searchsorted(space, start[long])], limit[long])
+    return end
 
 
 def _gather(buffer: np.ndarray, start: np.ndarray, length: np.ndarray, valid: np.ndarray) -> pa.Array:

@@ -62,8 +62,11 @@ class ChunkLists:
     def records(self, lists: np.ndarray) -> pa.Array:
         """Serialized ELWC of the given lists (complete lists: no other chunk holds their query)."""
         starts, ends = self.offsets[lists], self.offsets[lists + 1]
-        rows = np.concatenate([np.arange(s, e) for s, e in zip(starts, ends, strict=True)]) if len(lists) else []
         offsets = np.concatenate(([0], np.cumsum(ends - starts)))
+        if len(lists) and np.all(np.diff(lists) == 1):  # consecutive lists (most often): slices, no copy
+            first, count = int(starts[0]), int(ends[-1] - starts[0])
+            return frame_lists(self.contexts.slice(int(lists[0]), len(lists)), self.docs.slice(first, count), offsets)
+        rows = np.concatenate([np.arange(s, e) for s, e in zip(starts, ends, strict=True)]) if len(lists) else []
         contexts = self.contexts.take(pa.array(lists, pa.int64()))
         return frame_lists(contexts, self.docs.take(pa.array(rows, pa.int64())), offsets)
 
