@@ -435,15 +435,14 @@ def _token_ends(body: np.ndarray, start: np.ndarray, limit: np.ndarray) -> np.nd
 
 def _gather(buffer: np.ndarray, start: np.ndarray, length: np.ndarray, valid: np.ndarray) -> pa.Array:
     """String array of ``buffer[start[i]:start[i] + length[i]]`` (null where not ``valid``)."""
-    length = np.where(valid, length, 0)
-    offsets = np.zeros(len(length) + 1, np.int64)
+    length = np.where(valid, length, 0).astype(np.int32)  # a chunk is far below 2 GB: int32 offsets
+    offsets = np.zeros(len(length) + 1, np.int32)
     np.cumsum(length, out=offsets[1:])
-    index = np.repeat(start - offsets[:-1], length) + np.arange(offsets[-1])
+    index = np.repeat((start - offsets[:-1]).astype(np.int32), length)
+    index += np.arange(offsets[-1], dtype=np.int32)
     data = buffer[index] if len(index) else np.zeros(0, np.uint8)
     validity = None if valid.all() else pa.py_buffer(np.packbits(valid, bitorder="little"))
-    return pa.Array.from_buffers(
-        pa.string(), len(length), [validity, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(data)]
-    )
+    return pa.Array.from_buffers(pa.string(), len(length), [validity, pa.py_buffer(offsets), pa.py_buffer(data)])
 
 
 def _letor_tokens(text: LetorText, column_of_key: dict[str, int], source: str, first_line: int, dead: list) -> tuple:
