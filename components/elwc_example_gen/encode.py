@@ -170,7 +170,9 @@ def float_block_entries(names: list[str], columns: list[pa.Array], rows: np.ndar
         if isinstance(column, pa.ChunkedArray):
             column = column.combine_chunks()
         by_feature[j] = column.cast(pa.float32()).to_numpy(zero_copy_only=False)
-        if column.null_count:
+        if column.null_count == len(column):
+            present[j] = False
+        elif column.null_count:
             bits = np.frombuffer(column.buffers()[0], np.uint8)
             present[j] = np.unpackbits(bits, count=column.offset + len(column), bitorder="little")[column.offset :]
     if rows is not None:
