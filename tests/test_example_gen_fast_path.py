@@ -172,7 +172,11 @@ def test_bulk_encoding_is_protobufs_deterministic_serialization():
     # Names of one length: the block is a (documents, features, entry) cube, with or without missing values.
     x = (Dtype.FLOAT, pa.array(rng.normal(0, 1, n)))
     y = (Dtype.FLOAT, pa.array(rng.normal(0, 1, n), mask=rng.random(n) < 0.3))
-    for same_width in ({"x": x, "z": columns["z"], "an_int": columns["an_int"]}, {"x": x, "y": y, "z": columns["z"]}):
+    w = (Dtype.FLOAT, pa.nulls(n))  # untyped nulls: no validity buffer
+    v = (Dtype.FLOAT, pa.array(rng.normal(0, 1, n + 7), mask=rng.random(n + 7) < 0.3).slice(7))  # an offset
+    z, an_int = columns["z"], columns["an_int"]
+    cases = ({"x": x, "z": z, "an_int": an_int}, {"v": v, "w": w, "x": x, "y": y, "z": z})
+    for same_width in cases:
         records = encode_examples(same_width, n).to_pylist()
         for i, record in enumerate(records):
             values = {name: column[i].as_py() for name, (_, column) in same_width.items() if column[i].is_valid}
