@@ -22,12 +22,15 @@ import csv
 import dataclasses
 import gzip
 import json
+import math
+import re
 from collections.abc import Iterator
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
+import pyarrow.json as pj
 import pyarrow.parquet as pq
 
 from components.elwc_example_gen.columns import COLUMN_COUNT, UNPARSEABLE_LINE
@@ -274,8 +277,24 @@ def _stringify(value: object) -> str | None:
 def read_jsonl(
     data: bytes, source: str, options: FormatOptions, feature_set: FeatureSet, first_line: int = 1
 ) -> RawFile:
+    """JSON Lines: one object per line; a line that is not one is set aside, named by its line.
+
+    Column-wise with ``pyarrow.json`` when the whole chunk parses and every wanted key holds
+    values the line-by-line reader reads the same way (:func:`_jsonl_columns`); line by line
+    with ``json.loads`` otherwise, which names each bad line.
+    """
     data, dead = blank_undecodable_lines(maybe_gunzip(data), source, first_line)
     wanted = {options.source_column(f.name): f.name for f in feature_set.features}
+    fast = _jsonl_columns(data, wanted, feature_set)
+    if fast is not None:
+        columns, lines = fast
+        return RawFile(
+            columns,
+            len(lines),
+            lines + first_line,
+            dead,
+            lambda i: {name: _stringify(column[i].as_py()) for name, column in columns.items()},
+        )
     values: dict[str, list] = {name: [] for name in wanted.values()}
     lines: list[int] = []
     for number, line in enumerate(data.splitlines(), start=first_line):
@@ -296,6 +315,57 @@ def read_jsonl(
     return RawFile(
         columns, len(lines), np.asarray(lines, np.int64), dead, lambda i: {n: c[i] for n, c in values.items()}
     )
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_EXACT_INT = 2**53  # integers up to this size are the same as int64 and as float64
+
+
+def _jsonl_columns(data: bytes, wanted: dict[str, str], feature_set: FeatureSet) -> tuple | None:
+    """(wanted columns, 0-based line of each row) read by ``pyarrow.json``, or None where it would differ.
+
+    The columns keep pyarrow's types (string, int64, double, null), typed afterwards as Parquet
+    columns are; a value reads the same as ``json.loads`` + :func:`_stringify` would give it.
+    None (the line-by-line reader decides) when the chunk does not parse as one object per
+    non-blank line, or a wanted key holds booleans, arrays, objects, date-like strings (pyarrow
+    makes them timestamps), integers beyond 2**53, or numbers with a fraction for a BYTES
+    feature (whose text would differ). One difference is left: an integer in a key that also
+    holds fractions is a float64 here, so a dead-letter entry's raw value shows ``2.0`` where the
+    line reader shows ``2`` (the typed value is the same).
+    """
+    if data.count(b"\r") != data.count(b"\r\n") or _SURROGATE_ESCAPE.search(data):
+        return None  # a lone CR splits lines for the line reader; lone surrogates read differently
+    try:
+        table = pj.read_json(
+            pa.BufferReader(data),
+            read_options=pj.ReadOptions(use_threads=False),
+            parse_options=pj.ParseOptions(newlines_in_values=False, unexpected_field_behavior="infer"),
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    buffer = np.frombuffer(data, np.uint8)
+    newlines = np.flatnonzero(buffer == 10)
+    starts = np.concatenate(([0], newlines + 1))
+    ends = np.concatenate((newlines, [len(buffer)]))
+    solid = np.concatenate(([0], np.cumsum(~_IS_WHITESPACE[buffer], dtype=np.int64)))
+    lines = np.flatnonzero(solid[ends] > solid[starts])  # lines with something but whitespace
+    if table.num_rows != len(lines):
+        return None
+    columns = {}
+    for key, name in wanted.items():
+        if key not in table.column_names:  # in no line: all missing, as the line reader has it
+            columns[name] = pa.nulls(table.num_rows, pa.string())
+            continue
+        column = table.column(key).combine_chunks()
+        kind = column.type
+        if pa.types.is_int64(kind) or (pa.types.is_floating(kind) and feature_set[name].dtype != Dtype.BYTES):
+            magnitude = pc.max(pc.abs(column)).as_py()
+            if magnitude is not None and magnitude >= _EXACT_INT and not math.isinf(magnitude):
+                return None
+        elif not (pa.types.is_string(kind) or pa.types.is_null(kind)):
+            return None
+        columns[name] = column
+    return columns, lines
 
 
 def parquet_chunks(
