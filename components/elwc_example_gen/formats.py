@@ -585,7 +585,7 @@ def _letor_tokens_fast(text: LetorText, column_of_key: dict[str, int]) -> tuple 
             return None
         numeric[int(key)] = column
     body = text.body
-    if not len(body) or body.max() > 126:
+    if not numeric or not len(body) or body.max() > 126:
         return None
     space = (body == 32) | (body == 10)
     tabs_and_returns = (body == 9) | (body == 13)
@@ -621,12 +621,11 @@ def _letor_tokens_fast(text: LetorText, column_of_key: dict[str, int]) -> tuple 
         key += (digit * active).astype(np.int64) * scale
         scale *= 10
     is_number &= (digits <= _MAX_KEY_DIGITS) & ((digits == 1) | (body[starts] != 48))  # no leading zero
-    others = np.flatnonzero(~is_number)
-    is_qid = (digits[others] == 3) & (body[starts[others]] == 113) & (body[starts[others] + 1] == 105)
-    is_qid &= body[starts[others] + 2] == 100
-    if not is_qid.all():
+    qids = np.flatnonzero(~is_number)  # every other index must be "qid"
+    is_qid = (digits[qids] == 3) & (body[starts[qids]] == 113) & (body[starts[qids] + 1] == 105)
+    if not (is_qid & (body[starts[qids] + 2] == 100)).all():
         return None
-    qids = others  # the query id of a line is its last qid token
+    # The query id of a line is its last qid token.
     last = np.append(token_line[qids][1:] != token_line[qids][:-1], True) if len(qids) else qids.astype(bool)
     qid_line = token_line[qids[last]]
     qid_start = colons[qids[last]] + 1
