@@ -6,7 +6,10 @@
   line boundary, each with the number of its first line, so a large text file is
   parsed a chunk at a time in bounded memory.
 * ``header_chunks`` does the same for a file whose first line is a header (CSV):
-  every chunk starts with that header line, so each parses on its own.
+  every chunk starts with that header line, so each parses on its own. With a
+  :class:`CsvQuoting` a chunk ends only where a CSV record does (a quoted value may
+  hold newlines); a quoted field never closed raises :class:`CorruptFileError`
+  naming the file and the line it opens on.
 * ``blank_undecodable_lines`` turns every line that is not valid UTF-8 into a
   dead-letter entry (file, line, the bytes shown escaped) and blanks it in place,
   so the readers skip it as an empty line and line numbers stay exact.
