@@ -182,7 +182,7 @@ class CsvQuoting:
 
     delimiter: int
     source: str = ""
-    max_record_bytes: int = 256 << 20  # a quoted field open longer than this is taken as unterminated
+    max_record_bytes: int = 64 << 20  # a quoted field open longer than this is taken as unterminated
 
     def record_ends(self, data: bytes) -> np.ndarray:
         """Positions of the newlines of ``data`` that end a record (``data`` starts a record)."""
