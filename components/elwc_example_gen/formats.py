@@ -444,10 +444,12 @@ class LetorText:
             body = buffer.copy()
             line_of_hash = np.searchsorted(starts, hashes, side="right") - 1
             first = np.concatenate(([True], np.diff(line_of_hash) != 0))
-            delta = np.zeros(len(buffer) + 1, np.int8)
-            delta[hashes[first]] += 1
-            delta[ends[line_of_hash[first]]] -= 1
-            body[np.cumsum(delta[:-1], dtype=np.int8) > 0] = 32  # the comment becomes spaces
+            begin = hashes[first]
+            length = ends[line_of_hash[first]] - begin
+            offsets = np.zeros(len(begin) + 1, np.int64)
+            np.cumsum(length, out=offsets[1:])
+            # Each comment (from its line's first '#' to the line end) becomes spaces.
+            body[np.repeat(begin - offsets[:-1], length) + np.arange(offsets[-1])] = 32
         offsets = np.append(starts, len(buffer)).astype(np.int32)
         lines = pa.Array.from_buffers(pa.string(), len(starts), [None, pa.py_buffer(offsets), pa.py_buffer(body)])
         return cls(buffer, starts, ends, lines, body, hashes)
