@@ -78,8 +78,10 @@ def file_chunks(
 ) -> Iterator[tuple[int, bytes | object]]:
     """(first line or row, chunk) of each chunk of a file, about ``options.chunk_bytes`` each.
 
-    LETOR and JSON Lines: whole lines; CSV: whole lines, each chunk led by the header line
-    (``sources.header_chunks``); Parquet: rows, as a ``pyarrow.Table`` (``formats.parquet_chunks``).
+    LETOR and JSON Lines: whole lines (neither format lets a value hold a newline); CSV: whole
+    records (a quoted value may span lines), each chunk led by the header line
+    (``sources.header_chunks``; an unterminated quote raises ``CorruptFileError``); Parquet:
+    rows, as a ``pyarrow.Table`` (``formats.parquet_chunks``).
     """
     source = readable.metadata.path
     counter = counter or sources.LineCounter()
@@ -88,8 +90,9 @@ def file_chunks(
             yield from formats.parquet_chunks(handle, source, options, feature_set)
             return
         parts = counter(sources.blocks(handle, source))
-        if fmt == "csv":
-            yield from sources.header_chunks(parts, options.chunk_bytes)
+        if fmt == "csv":  # a chunk ends only where a record does, never inside a quoted value
+            quoting = sources.CsvQuoting(ord(formats.csv_delimiter(source, options)), source)
+            yield from sources.header_chunks(parts, options.chunk_bytes, quoting=quoting)
         else:
             yield from sources.line_chunks(parts, options.chunk_bytes)
 

@@ -131,10 +131,12 @@ def type_column(column: pa.Array, feature: Feature, bad: list) -> pa.Array:
 
 def _outside(typed: pa.Array, feature: Feature) -> pa.Array:
     checks = []
+    # safe=False: an int64 beyond 2**53 is compared by its nearest float64 (a safe cast refuses it).
+    values = pc.cast(typed, pa.float64(), safe=False)
     if feature.min_value is not None:
-        checks.append(pc.less(typed.cast(pa.float64()), feature.min_value))
+        checks.append(pc.less(values, feature.min_value))
     if feature.max_value is not None:
-        checks.append(pc.greater(typed.cast(pa.float64()), feature.max_value))
+        checks.append(pc.greater(values, feature.max_value))
     return checks[0] if len(checks) == 1 else pc.or_(checks[0], checks[1])
 
 

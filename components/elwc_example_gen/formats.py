@@ -22,17 +22,20 @@ import csv
 import dataclasses
 import gzip
 import json
+import math
+import re
 from collections.abc import Iterator
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
+import pyarrow.json as pj
 import pyarrow.parquet as pq
 
 from components.elwc_example_gen.columns import COLUMN_COUNT, UNPARSEABLE_LINE
 from components.elwc_example_gen.rows import MISSING_TOKENS
-from components.elwc_example_gen.sources import DEFAULT_CHUNK_BYTES, blank_undecodable_lines
+from components.elwc_example_gen.sources import DEFAULT_CHUNK_BYTES, CsvQuoting, blank_undecodable_lines
 from modules.features import Dtype, FeatureSet, Role
 
 _MISSING_TEXT = pa.array(sorted(MISSING_TOKENS), pa.string())
@@ -163,10 +166,14 @@ def typed_dead_letter(raw: RawFile, bad: list, source: str) -> list[dict]:
 
 def read_csv(data: bytes, source: str, options: FormatOptions, feature_set: FeatureSet, first_line: int = 1) -> RawFile:
     """A CSV file, or a chunk of one led by its header line (``first_line``: the file line of the chunk's line 1)."""
-    data, undecodable = blank_undecodable_lines(maybe_gunzip(data), source, first_line)
+    delimiter = csv_delimiter(source, options)
+    quoting = CsvQuoting(ord(delimiter), source)
+    data, undecodable = blank_undecodable_lines(maybe_gunzip(data), source, first_line, quoting)
     if undecodable and undecodable[0]["line"] == first_line:
         raise ValueError(f"{source}: the header line is not valid UTF-8: {undecodable[0]['detail']}")
-    delimiter = options.csv_delimiter or ("\t" if source.lower().removesuffix(".gz").endswith(".tsv") else ",")
+    quoted = b'"' in data
+    if quoted:  # a quoted value may hold newlines: records end only outside quoted fields
+        quoting.check_closed(data, first_line)
     header_line = data.split(b"\n", 1)[0].decode("utf-8-sig").rstrip("\r")
     header = next(csv.reader([header_line], delimiter=delimiter), [])
     if not header:
@@ -197,7 +204,9 @@ def read_csv(data: bytes, source: str, options: FormatOptions, feature_set: Feat
     table = pcsv.read_csv(
         pa.BufferReader(data),
         read_options=pcsv.ReadOptions(use_threads=False, encoding="utf8"),
-        parse_options=pcsv.ParseOptions(delimiter=delimiter, invalid_row_handler=on_invalid),
+        # newlines_in_values: pyarrow cuts its own blocks quote-aware too (else a quoted newline
+        # at one of its 1 MB block boundaries breaks the read).
+        parse_options=pcsv.ParseOptions(delimiter=delimiter, invalid_row_handler=on_invalid, newlines_in_values=quoted),
         convert_options=pcsv.ConvertOptions(
             column_types={name: pa.string() for name in header},
             include_columns=present,
@@ -205,7 +214,8 @@ def read_csv(data: bytes, source: str, options: FormatOptions, feature_set: Feat
             quoted_strings_can_be_null=False,
         ),
     )
-    lines = _csv_data_lines(data, table.num_rows, invalid) + (first_line - 1)
+    ends = quoting.record_ends(data) if quoted else None
+    lines = _csv_data_lines(data, table.num_rows, invalid, ends) + (first_line - 1)
     for entry in invalid:
         entry["line"] += first_line - 1
     columns = {wanted[name]: table.column(name).combine_chunks() for name in present}
@@ -218,31 +228,40 @@ def read_csv(data: bytes, source: str, options: FormatOptions, feature_set: Feat
     )
 
 
-def _csv_data_lines(data: bytes, num_rows: int, invalid: list[dict]) -> np.ndarray:
-    """Physical line (1-based) of each parsed data row: not the header, blank or invalid lines.
+def _csv_data_lines(data: bytes, num_rows: int, invalid: list[dict], ends: np.ndarray | None = None) -> np.ndarray:
+    """Physical line (1-based) of each parsed data row (the line its record starts on): not the header,
+    blank or invalid records.
 
-    pyarrow numbers invalid rows among the non-blank lines; their entries are corrected to
-    physical lines in place. Exact unless a quoted cell spans lines.
+    ``ends``: the newlines that end records (default: every newline; CSV with quoted values:
+    ``CsvQuoting.record_ends``). pyarrow numbers invalid rows among the non-blank records; their
+    entries are corrected to physical lines in place.
     """
     buffer = np.frombuffer(data, np.uint8)
     newlines = np.flatnonzero(buffer == 10)
-    starts = np.concatenate(([0], newlines + 1))
-    ends = np.concatenate((newlines, [len(buffer)]))
-    lengths = ends - starts
-    # A line holding only '\r' is blank too.
+    ends = newlines if ends is None else ends
+    starts = np.concatenate(([0], ends + 1))
+    stops = np.concatenate((ends, [len(buffer)]))
+    lengths = stops - starts
+    # A record holding only '\r' is blank too.
     blank = (lengths == 0) | ((lengths == 1) & (buffer[np.minimum(starts, max(len(buffer) - 1, 0))] == 13))
-    non_blank = np.flatnonzero(~blank) + 1  # 1-based physical numbers of non-blank lines
+    start_lines = np.searchsorted(newlines, starts) + 1  # the physical line each record starts on
+    non_blank = start_lines[~blank]
     invalid_lines = []
     for entry in invalid:
         if 1 <= entry["line"] <= len(non_blank):
             entry["line"] = int(non_blank[entry["line"] - 1])
         invalid_lines.append(entry["line"])
-    candidate = non_blank[non_blank > non_blank[0]] if len(non_blank) else non_blank  # not the header
+    candidate = non_blank[1:]  # not the header
     if invalid_lines:
         candidate = np.setdiff1d(candidate, np.asarray(invalid_lines), assume_unique=True)
-    if len(candidate) < num_rows:  # quoted multi-line cells: fall back to row numbers
+    if len(candidate) < num_rows:  # line ends pyarrow reads but this does not (a lone '\r'): row numbers
         return np.arange(2, num_rows + 2)
     return candidate[:num_rows]
+
+
+def csv_delimiter(source: str, options: FormatOptions) -> str:
+    """The configured delimiter, else tab for ``.tsv`` files and ',' otherwise."""
+    return options.csv_delimiter or ("\t" if source.lower().removesuffix(".gz").endswith(".tsv") else ",")
 
 
 def _stringify(value: object) -> str | None:
@@ -258,8 +277,24 @@ def _stringify(value: object) -> str | None:
 def read_jsonl(
     data: bytes, source: str, options: FormatOptions, feature_set: FeatureSet, first_line: int = 1
 ) -> RawFile:
+    """JSON Lines: one object per line; a line that is not one is set aside, named by its line.
+
+    Column-wise with ``pyarrow.json`` when the whole chunk parses and every wanted key holds
+    values the line-by-line reader reads the same way (:func:`_jsonl_columns`); line by line
+    with ``json.loads`` otherwise, which names each bad line.
+    """
     data, dead = blank_undecodable_lines(maybe_gunzip(data), source, first_line)
     wanted = {options.source_column(f.name): f.name for f in feature_set.features}
+    fast = _jsonl_columns(data, wanted, feature_set)
+    if fast is not None:
+        columns, lines = fast
+        return RawFile(
+            columns,
+            len(lines),
+            lines + first_line,
+            dead,
+            lambda i: {name: _stringify(column[i].as_py()) for name, column in columns.items()},
+        )
     values: dict[str, list] = {name: [] for name in wanted.values()}
     lines: list[int] = []
     for number, line in enumerate(data.splitlines(), start=first_line):
@@ -280,6 +315,57 @@ def read_jsonl(
     return RawFile(
         columns, len(lines), np.asarray(lines, np.int64), dead, lambda i: {n: c[i] for n, c in values.items()}
     )
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_EXACT_INT = 2**53  # integers up to this size are the same as int64 and as float64
+
+
+def _jsonl_columns(data: bytes, wanted: dict[str, str], feature_set: FeatureSet) -> tuple | None:
+    """(wanted columns, 0-based line of each row) read by ``pyarrow.json``, or None where it would differ.
+
+    The columns keep pyarrow's types (string, int64, double, null), typed afterwards as Parquet
+    columns are; a value reads the same as ``json.loads`` + :func:`_stringify` would give it.
+    None (the line-by-line reader decides) when the chunk does not parse as one object per
+    non-blank line, or a wanted key holds booleans, arrays, objects, date-like strings (pyarrow
+    makes them timestamps), integers beyond 2**53, or numbers with a fraction for a BYTES
+    feature (whose text would differ). One difference is left: an integer in a key that also
+    holds fractions is a float64 here, so a dead-letter entry's raw value shows ``2.0`` where the
+    line reader shows ``2`` (the typed value is the same).
+    """
+    if data.count(b"\r") != data.count(b"\r\n") or _SURROGATE_ESCAPE.search(data):
+        return None  # a lone CR splits lines for the line reader; lone surrogates read differently
+    try:
+        table = pj.read_json(
+            pa.BufferReader(data),
+            read_options=pj.ReadOptions(use_threads=False),
+            parse_options=pj.ParseOptions(newlines_in_values=False, unexpected_field_behavior="infer"),
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    buffer = np.frombuffer(data, np.uint8)
+    newlines = np.flatnonzero(buffer == 10)
+    starts = np.concatenate(([0], newlines + 1))
+    ends = np.concatenate((newlines, [len(buffer)]))
+    solid = np.concatenate(([0], np.cumsum(~_IS_WHITESPACE[buffer], dtype=np.int64)))
+    lines = np.flatnonzero(solid[ends] > solid[starts])  # lines with something but whitespace
+    if table.num_rows != len(lines):
+        return None
+    columns = {}
+    for key, name in wanted.items():
+        if key not in table.column_names:  # in no line: all missing, as the line reader has it
+            columns[name] = pa.nulls(table.num_rows, pa.string())
+            continue
+        column = table.column(key).combine_chunks()
+        kind = column.type
+        if pa.types.is_int64(kind) or (pa.types.is_floating(kind) and feature_set[name].dtype != Dtype.BYTES):
+            magnitude = pc.max(pc.abs(column)).as_py()
+            if magnitude is not None and magnitude >= _EXACT_INT and not math.isinf(magnitude):
+                return None
+        elif not (pa.types.is_string(kind) or pa.types.is_null(kind)):
+            return None
+        columns[name] = column
+    return columns, lines
 
 
 def parquet_chunks(
@@ -327,7 +413,6 @@ def read_parquet(
 
 
 _LETOR_DOCID = r"docid\s*=\s*(?P<docid>\S+)"
-_QID_TAG = np.frombuffer(b"qid:", "<u4")[0]
 
 
 @dataclasses.dataclass
@@ -359,10 +444,12 @@ class LetorText:
             body = buffer.copy()
             line_of_hash = np.searchsorted(starts, hashes, side="right") - 1
             first = np.concatenate(([True], np.diff(line_of_hash) != 0))
-            delta = np.zeros(len(buffer) + 1, np.int8)
-            delta[hashes[first]] += 1
-            delta[ends[line_of_hash[first]]] -= 1
-            body[np.cumsum(delta[:-1], dtype=np.int8) > 0] = 32  # the comment becomes spaces
+            begin = hashes[first]
+            length = ends[line_of_hash[first]] - begin
+            offsets = np.zeros(len(begin) + 1, np.int64)
+            np.cumsum(length, out=offsets[1:])
+            # Each comment (from its line's first '#' to the line end) becomes spaces.
+            body[np.repeat(begin - offsets[:-1], length) + np.arange(offsets[-1])] = 32
         offsets = np.append(starts, len(buffer)).astype(np.int32)
         lines = pa.Array.from_buffers(pa.string(), len(starts), [None, pa.py_buffer(offsets), pa.py_buffer(body)])
         return cls(buffer, starts, ends, lines, body, hashes)
@@ -383,18 +470,13 @@ class LetorText:
     def query_ids(self) -> pa.Array:
         """Each line's query id: its last ``qid:`` token outside the comment (null where none)."""
         body = self.body
-        found = []
-        for shift in range(4):  # "qid:" at any alignment, compared 4 bytes at a time
-            usable = (len(body) - shift) // 4 * 4
-            words = body[shift : shift + usable].view("<u4")
-            found.append(np.flatnonzero(words == _QID_TAG) * 4 + shift)
-        at = np.sort(np.concatenate(found))
+        at = np.flatnonzero(body[: max(len(body) - 3, 0)] == 113)  # every 'q' that could start "qid:"
+        at = at[(body[at + 1] == 105) & (body[at + 2] == 100) & (body[at + 3] == 58)]
         at = at[(at > 0) & _IS_WHITESPACE[body[np.maximum(at - 1, 0)]]]  # a token of its own, not the label
         line = np.searchsorted(self.starts, at, side="right") - 1
         last = np.concatenate((np.diff(line) != 0, [True])) if len(at) else at.astype(bool)
         at, line = at[last] + 4, line[last]
-        space = np.append(np.flatnonzero(_IS_WHITESPACE[body]), len(body))
-        end = np.minimum(space[np.searchsorted(space, at)], self.ends[line])
+        end = _token_ends(body, at, self.ends[line])
         start = np.zeros(len(self.starts), np.int64)
         length = np.zeros(len(self.starts), np.int64)
         valid = np.zeros(len(self.starts), bool)
@@ -407,41 +489,41 @@ class LetorText:
 
 _IS_WHITESPACE = np.zeros(256, bool)
 _IS_WHITESPACE[list(b" \t\n\r\x0b\x0c")] = True
+_TOKEN_WINDOW = 64
+
+
+def _token_ends(body: np.ndarray, start: np.ndarray, limit: np.ndarray) -> np.ndarray:
+    """For each token starting at ``start[i]``: where it ends (the first whitespace, at most ``limit[i]``)."""
+    window = start[:, None] + np.arange(_TOKEN_WINDOW)
+    blank = _IS_WHITESPACE[body[np.minimum(window, len(body) - 1)]] | (window >= limit[:, None])
+    found = blank.any(axis=1)
+    end = np.where(found, start + blank.argmax(axis=1), 0)
+    if not found.all():  # a token longer than the window: the next whitespace, searched in the whole chunk
+        space = np.append(np.flatnonzero(_IS_WHITESPACE[body]), len(body))
+        long = ~found
+        end[long] = np.minimum(space[np.searchsorted(space, start[long])], limit[long])
+    return end
 
 
 def _gather(buffer: np.ndarray, start: np.ndarray, length: np.ndarray, valid: np.ndarray) -> pa.Array:
     """String array of ``buffer[start[i]:start[i] + length[i]]`` (null where not ``valid``)."""
-    length = np.where(valid, length, 0)
-    offsets = np.zeros(len(length) + 1, np.int64)
+    length = np.where(valid, length, 0).astype(np.int32)  # a chunk is far below 2 GB: int32 offsets
+    offsets = np.zeros(len(length) + 1, np.int32)
     np.cumsum(length, out=offsets[1:])
-    index = np.repeat(start - offsets[:-1], length) + np.arange(offsets[-1])
+    index = np.repeat((start - offsets[:-1]).astype(np.int32), length)
+    index += np.arange(offsets[-1], dtype=np.int32)
     data = buffer[index] if len(index) else np.zeros(0, np.uint8)
     validity = None if valid.all() else pa.py_buffer(np.packbits(valid, bitorder="little"))
-    return pa.Array.from_buffers(
-        pa.string(), len(length), [validity, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(data)]
-    )
+    return pa.Array.from_buffers(pa.string(), len(length), [validity, pa.py_buffer(offsets), pa.py_buffer(data)])
 
 
-def read_letor(
-    data: bytes, source: str, options: FormatOptions, feature_set: FeatureSet, first_line: int = 1
-) -> RawFile:
-    """SVMlight/LETOR ``label qid:Q idx:val ... [# comment]``, column-wise (pyarrow + numpy).
+def _letor_tokens(text: LetorText, column_of_key: dict[str, int], source: str, first_line: int, dead: list) -> tuple:
+    """(lines that are rows, their labels, then per mapped ``index:value`` token: row, column, value text).
 
-    An absent index is a missing value; a ``docid = D`` comment fills the ``role:doc_id``
-    feature; a token without ``:`` (or with an empty index) sets the line aside. Feature
-    values are split and parsed for the whole chunk at once; a feature whose values do not
-    all parse as finite numbers is typed from its text, value by value (:mod:`columns`),
-    so that each bad row is named exactly.
+    Every line, whatever its bytes: split with ``pyarrow.compute``; a line with a malformed token
+    is set aside in ``dead``.
     """
-    data, dead = blank_undecodable_lines(maybe_gunzip(data), source, first_line)
-    index_to_name = options.letor_map(feature_set)
-    label = feature_set.label.name
-    query_id = feature_set.query_id.name
-    doc_id = feature_set.single(Role.DOC_ID)
-    names = list(dict.fromkeys(index_to_name.values()))
-    text = LetorText.parse(data)
-    lines = text.lines
-    body = pc.utf8_trim_whitespace(lines)
+    body = pc.utf8_trim_whitespace(text.lines)
     blank = pc.equal(pc.binary_length(body), 0).to_numpy(zero_copy_only=False)
     # A blank line would split into one empty token: give it none.
     tokens = pc.utf8_split_whitespace(pc.if_else(pa.array(blank), pa.scalar(None, pa.string()), body))
@@ -471,7 +553,6 @@ def read_letor(
     good_lines = np.flatnonzero(nonempty & ~bad_line)
     row_of_line = np.full(len(counts), -1, np.int64)
     row_of_line[good_lines] = np.arange(len(good_lines))
-    num_rows = len(good_lines)
 
     keep = ~malformed & (row_of_line[rest_line] >= 0)
     pairs = pc.split_pattern(rest.filter(pa.array(keep)), ":", max_splits=1)
@@ -479,35 +560,144 @@ def read_letor(
     keys = pair_values.take(pa.array(np.arange(0, len(pair_values), 2)))
     values = pair_values.take(pa.array(np.arange(1, len(pair_values), 2)))
     rows = row_of_line[rest_line[keep]]
-    column_of_key = {key: names.index(name) for key, name in index_to_name.items()}
     key_list = list(column_of_key)
     found = pc.index_in(keys, value_set=pa.array(key_list, pa.string()))
     mapped = ~found.is_null().to_numpy(zero_copy_only=False)
     key_index = found.fill_null(0).to_numpy(zero_copy_only=False)
     column = np.asarray([column_of_key[k] for k in key_list] or [0], np.int64)[key_index[mapped]]
-    rows, values = rows[mapped], values.filter(pa.array(mapped))
+    labels = flat.take(pa.array(token_offsets[:-1][good_lines]))
+    return good_lines, labels, rows[mapped], column, values.filter(pa.array(mapped))
+
+
+_MAX_KEY_DIGITS = 9
+
+
+def _letor_tokens_fast(text: LetorText, column_of_key: dict[str, int]) -> tuple | None:
+    """As :func:`_letor_tokens` with numpy on the chunk's bytes (plus each row's query id), or None.
+
+    It covers lines of ASCII tokens ``label idx:value ... qid:Q ...`` whose indices are decimal
+    numbers (or ``qid``) and whose tokens each hold one ``:`` with text on both sides, as every
+    MSLR, Istella and Yahoo export does; for anything else (a malformed token, a byte outside
+    printable ASCII, tab, CR and LF, an index that is not a number) it returns None and the
+    general path, which names the bad lines, reads the chunk.
+    """
+    numeric = {}
+    for key, column in column_of_key.items():
+        if not key.isascii() or not key.isdigit() or len(key) > _MAX_KEY_DIGITS or (key[0] == "0" and key != "0"):
+            return None
+        numeric[int(key)] = column
+    body = text.body
+    if not numeric or not len(body) or body.max() > 126:
+        return None
+    space = (body == 32) | (body == 10)
+    tabs_and_returns = (body == 9) | (body == 13)
+    if np.count_nonzero(body < 32) != np.count_nonzero(body == 10) + np.count_nonzero(tabs_and_returns):
+        return None  # another control byte: whitespace to pyarrow or not, the general path decides
+    space |= tabs_and_returns
+    padded = np.ones(len(body) + 2, bool)
+    padded[1:-1] = space
+    edges = np.flatnonzero(padded[1:] != padded[:-1])
+    starts, ends = edges[0::2], edges[1::2]  # a token starts after a space and ends before one
+    first_of_line = np.searchsorted(starts, text.starts)  # each line's first token (if it has one)
+    counts = np.diff(np.append(first_of_line, len(starts)))
+    good_lines = np.flatnonzero(counts > 0)
+    labels = first_of_line[good_lines]
+    is_rest = np.ones(len(starts), bool)
+    is_rest[labels] = False
+    label_text = _gather(body, starts[labels], ends[labels] - starts[labels], np.ones(len(labels), bool))
+    rest = np.flatnonzero(is_rest)
+    token_line = np.repeat(np.arange(len(counts)), np.maximum(counts - 1, 0))
+    starts, ends = starts[rest], ends[rest]
+    colons = np.flatnonzero(body == 58)
+    # One ':' inside each index:value token, none elsewhere, with text on both sides.
+    if len(colons) != len(starts) or not np.all((colons > starts) & (colons < ends - 1)):
+        return None
+    digits = colons - starts
+    key = np.zeros(len(starts), np.int64)
+    is_number = np.ones(len(starts), bool)
+    scale = 1
+    for k in range(min(int(digits.max()) if len(digits) else 0, _MAX_KEY_DIGITS)):
+        digit = body[np.maximum(colons - 1 - k, 0)] - np.uint8(48)  # a non-digit wraps above 9
+        active = digits > k
+        is_number &= (digit <= 9) | ~active
+        key += (digit * active).astype(np.int64) * scale
+        scale *= 10
+    is_number &= (digits <= _MAX_KEY_DIGITS) & ((digits == 1) | (body[starts] != 48))  # no leading zero
+    qids = np.flatnonzero(~is_number)  # every other index must be "qid"
+    is_qid = (digits[qids] == 3) & (body[starts[qids]] == 113) & (body[starts[qids] + 1] == 105)
+    if not (is_qid & (body[starts[qids] + 2] == 100)).all():
+        return None
+    # The query id of a line is its last qid token.
+    last = np.append(token_line[qids][1:] != token_line[qids][:-1], True) if len(qids) else qids.astype(bool)
+    qid_line = token_line[qids[last]]
+    qid_start = colons[qids[last]] + 1
+    query_start = np.zeros(len(counts), np.int64)
+    query_length = np.zeros(len(counts), np.int64)
+    has_query = np.zeros(len(counts), bool)
+    query_start[qid_line], query_length[qid_line], has_query[qid_line] = qid_start, ends[qids[last]] - qid_start, True
+    query_ids = _gather(body, query_start[good_lines], query_length[good_lines], has_query[good_lines])
+    table = np.full(max(numeric) + 2, -1, np.int64)
+    table[list(numeric)] = list(numeric.values())
+    column = table[np.where(is_number, np.minimum(key, len(table) - 1), len(table) - 1)]
+    mapped = np.flatnonzero(column >= 0)
+    row_of_line = np.full(len(counts), -1, np.int64)
+    row_of_line[good_lines] = np.arange(len(good_lines))
+    value_start = colons[mapped] + 1
+    values = _gather(body, value_start, ends[mapped] - value_start, np.ones(len(mapped), bool))
+    return good_lines, label_text, row_of_line[token_line[mapped]], column[mapped], values, query_ids
+
+
+def read_letor(
+    data: bytes, source: str, options: FormatOptions, feature_set: FeatureSet, first_line: int = 1
+) -> RawFile:
+    """SVMlight/LETOR ``label qid:Q idx:val ... [# comment]``, column-wise (pyarrow + numpy).
+
+    An absent index is a missing value; a ``docid = D`` comment fills the ``role:doc_id``
+    feature; a token without ``:`` (or with an empty index) sets the line aside. Feature
+    values are split and parsed for the whole chunk at once; a feature whose values do not
+    all parse as finite numbers is typed from its text, value by value (:mod:`columns`),
+    so that each bad row is named exactly.
+    """
+    data, dead = blank_undecodable_lines(maybe_gunzip(data), source, first_line)
+    index_to_name = options.letor_map(feature_set)
+    label = feature_set.label.name
+    query_id = feature_set.query_id.name
+    doc_id = feature_set.single(Role.DOC_ID)
+    names = list(dict.fromkeys(index_to_name.values()))
+    text = LetorText.parse(data)
+    column_of_key = {key: names.index(name) for key, name in index_to_name.items()}
+    tokens = _letor_tokens_fast(text, column_of_key)
+    if tokens is None:  # a line the fast path does not cover: token by token in pyarrow
+        tokens = _letor_tokens(text, column_of_key, source, first_line, dead)
+        tokens += (text.query_ids().take(pa.array(tokens[0])),)
+    good_lines, labels, rows, column, values, query_ids = tokens
+    num_rows = len(good_lines)
     # Which token (index into ``values``) gives each (row, feature); the last one wins, as in a dict.
-    token_of = np.full((num_rows, len(names)), -1, np.int64)
-    token_of[rows, column] = np.arange(len(rows))
+    token_of = np.full((len(names), num_rows), -1, np.int64)
+    token_of[column, rows] = np.arange(len(rows))
 
     columns: dict[str, pa.Array] = {}
-    columns[label] = flat.take(pa.array(token_offsets[:-1][good_lines]))
-    columns[query_id] = text.query_ids().take(pa.array(good_lines))
+    columns[label] = labels
+    columns[query_id] = query_ids
     if doc_id is not None:
         columns[doc_id.name] = pc.struct_field(pc.extract_regex(text.comments(good_lines), _LETOR_DOCID), [0])
     numbers = _letor_numbers(values)
     if numbers is not None:
         numbers = np.append(numbers, np.nan)  # index len(values): an absent value
+        # Every feature's values at once, one row per feature (NaN: absent or missing).
+        matrix = numbers[np.where(token_of < 0, len(numbers) - 1, token_of)]
+        missing = np.isnan(matrix)
+        infinite = np.isinf(matrix).any(axis=1)
+    declared = {f.name for f in feature_set.features}
     for j, name in enumerate(names):
-        positions = token_of[:, j]
+        positions = token_of[j]
         absent = positions < 0
-        feature = feature_set[name] if name in {f.name for f in feature_set.features} else None
-        if numbers is not None and feature is not None and feature.dtype != Dtype.BYTES:
-            typed = numbers[np.where(absent, len(numbers) - 1, positions)]
-            finite = np.isfinite(typed) | np.isnan(typed)
-            integral = feature.dtype != Dtype.INT or bool(np.all(np.isnan(typed) | (np.floor(typed) == typed)))
-            if finite.all() and integral:
-                columns[name] = pa.array(typed, pa.float64(), mask=absent | np.isnan(typed))
+        feature = feature_set[name] if name in declared else None
+        if numbers is not None and feature is not None and feature.dtype != Dtype.BYTES and not infinite[j]:
+            typed = matrix[j]
+            integral = feature.dtype != Dtype.INT or bool(np.all(missing[j] | (np.floor(typed) == typed)))
+            if integral:
+                columns[name] = pa.array(typed, pa.float64(), mask=missing[j])
                 continue
         columns[name] = values.take(pa.array(positions, mask=absent))
     line_numbers = (first_line + good_lines).astype(np.int64)
@@ -516,6 +706,10 @@ def read_letor(
 
 def _letor_numbers(values: pa.Array) -> np.ndarray | None:
     """All values as float64 (NaN where missing), or None if any does not parse as a number."""
+    try:  # most often every value is a number (or nan): one cast
+        return values.cast(pa.float64()).to_numpy(zero_copy_only=False)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
     missing = pc.is_in(values, value_set=_MISSING_TEXT)
     try:
         numbers = pc.if_else(missing, pa.scalar(None, pa.string()), values).cast(pa.float64())

@@ -62,8 +62,11 @@ class ChunkLists:
     def records(self, lists: np.ndarray) -> pa.Array:
         """Serialized ELWC of the given lists (complete lists: no other chunk holds their query)."""
         starts, ends = self.offsets[lists], self.offsets[lists + 1]
-        rows = np.concatenate([np.arange(s, e) for s, e in zip(starts, ends, strict=True)]) if len(lists) else []
         offsets = np.concatenate(([0], np.cumsum(ends - starts)))
+        if len(lists) and np.all(np.diff(lists) == 1):  # consecutive lists (most often): slices, no copy
+            first, count = int(starts[0]), int(ends[-1] - starts[0])
+            return frame_lists(self.contexts.slice(int(lists[0]), len(lists)), self.docs.slice(first, count), offsets)
+        rows = np.concatenate([np.arange(s, e) for s, e in zip(starts, ends, strict=True)]) if len(lists) else []
         contexts = self.contexts.take(pa.array(lists, pa.int64()))
         return frame_lists(contexts, self.docs.take(pa.array(rows, pa.int64())), offsets)
 
@@ -111,13 +114,14 @@ def chunk_lists(
     keep = order if not max_list_size else np.concatenate([order[s : s + k] for s, k in zip(starts, kept, strict=True)])
     take = pa.array(keep)
     docs = encode_examples(
-        {f.name: (f.dtype, columns[f.name].take(take)) for f in feature_set.document_protos if f.name in columns},
-        len(keep),
+        {f.name: (f.dtype, columns[f.name]) for f in feature_set.document_protos if f.name in columns},
+        n,
+        rows=keep,
     )
-    first = pa.array(order[starts])
     contexts = encode_examples(
-        {f.name: (f.dtype, columns[f.name].take(first)) for f in feature_set.context_protos if f.name in columns},
-        len(starts),
+        {f.name: (f.dtype, columns[f.name]) for f in feature_set.context_protos if f.name in columns},
+        n,
+        rows=order[starts],
     )
     keys = (
         pos_missing.take(take).to_numpy(zero_copy_only=False),
