@@ -211,7 +211,10 @@ _CHECKS: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
     ("training", "strategy"): (lambda v: v in STRATEGIES, f"must be one of {', '.join(STRATEGIES)}"),
     ("training", "early_stopping_patience"): (lambda v: v >= 0, "must be >= 0"),
     ("training", "steps_per_execution"): (lambda v: v > 0, "must be > 0"),
-    ("training", "ensemble"): (lambda v: v > 0, "must be > 0 (1: one model)"),
+    ("training", "ensemble"): (
+        lambda v: v == "auto" if isinstance(v, str) else v > 0,
+        "must be auto or > 0 (1: one model)",
+    ),
     ("training", "workers"): (lambda v: v > 0, "must be > 0"),
     ("training", "parameter_servers"): (lambda v: v > 0, "must be > 0"),
     ("training", "cluster_timeout_s"): (lambda v: v > 0, "must be > 0"),

@@ -8,6 +8,7 @@ def test_default_config_loads_and_resolves_paths(tmp_path):
     assert config.data_root == str(tmp_path / "ltr-home" / "data")
     assert config.metadata_path.endswith("metadata.sqlite")
     assert config.training.strategy == "mirrored"
+    assert config.training.ensemble == "auto"
     assert config.tuner.enabled
 
 
@@ -27,6 +28,8 @@ def test_user_file_merges_over_the_default(tmp_path):
         ("training:\n  train_steps: seven\n", "'training.train_steps' = 'seven' should be of type"),
         ("training:\n  train_steps: 0\n", "'training.train_steps' = 0 must be > 0"),
         ("training:\n  strategy: tpu\n", "must be one of none, mirrored"),
+        ("training:\n  ensemble: many\n", "'training.ensemble' = 'many' must be auto or > 0"),
+        ("training:\n  ensemble: 0\n", "'training.ensemble' = 0 must be auto or > 0"),
         ("evaluation:\n  metric: dcg_7\n", "'evaluation.metric' = 'dcg_7' must be one of .*dcg_10"),
         ("examples: 3\n", "'examples' must be a mapping"),
         ("[1, 2]\n", "top level must be a mapping"),

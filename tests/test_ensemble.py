@@ -52,3 +52,13 @@ def test_member_seeds_never_coincide_across_run_seeds():
         for b in members:
             if a != b:
                 assert not members[a] & members[b], (a, b)
+
+
+def test_auto_ensemble_trains_several_models_only_on_a_split_replayed_from_memory():
+    auto = TrainingConfig()
+    assert auto.ensemble == "auto"
+    assert auto.ensemble_members(train_split_in_memory=True) == 3
+    assert auto.ensemble_members(train_split_in_memory=False) == 1
+    # A number is taken as given either way.
+    assert TrainingConfig(ensemble=2).ensemble_members(train_split_in_memory=False) == 2
+    assert TrainingConfig(ensemble=1).ensemble_members(train_split_in_memory=True) == 1

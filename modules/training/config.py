@@ -33,6 +33,11 @@ METRICS_FILE = "metrics.json"
 REQUIRE_HYPERPARAMETERS_KEY = "require_hyperparameters"
 
 
+AUTO = "auto"
+# training.ensemble: auto -> this many models when the train split fits in memory (modules/training/inputs.py).
+AUTO_ENSEMBLE = 3
+
+
 @dataclasses.dataclass
 class TrainingConfig:
     train_steps: int = 300
@@ -46,7 +51,10 @@ class TrainingConfig:
     steps_per_execution: int = 10  # training steps per tf.function call (less Python overhead)
     # Neural scorers: this many models of the chosen hyperparameters are trained, each with its
     # own seed (ensemble_seed), and exported as one model scoring their mean (1: a single model).
-    ensemble: int = 3
+    # "auto": AUTO_ENSEMBLE models when the train split is replayed from memory (each model then
+    # costs its training steps only), one when it streams from the files (each model would decode
+    # the whole split again): see ``ensemble_members``.
+    ensemble: int | str = "auto"
     strategy: str = "mirrored"
     workers: int = 2  # multi_worker / parameter_server: worker processes started locally
     parameter_servers: int = 1  # parameter_server: ps processes started locally
@@ -56,6 +64,13 @@ class TrainingConfig:
     position_bias: str = "none"  # none | ipw | bias_tower
     ipw_max_weight: float = 10.0  # ipw: clip of 1 / propensity
     bias_features: list[str] = dataclasses.field(default_factory=list)  # bias_tower: extra tower inputs
+
+    def ensemble_members(self, train_split_in_memory: bool) -> int:
+        """How many models the Trainer trains: ``ensemble``, or for ``"auto"`` ``AUTO_ENSEMBLE`` when
+        the train split is replayed from memory (``inputs.cached_lists``) and 1 when it streams."""
+        if self.ensemble == AUTO:
+            return AUTO_ENSEMBLE if train_split_in_memory else 1
+        return int(self.ensemble)
 
     def ensemble_seed(self, member: int) -> int:
         """Member ``member``'s seed: member 0 has ``seed``; the others never coincide with another

@@ -28,7 +28,7 @@ from modules.serving.signatures import export_serving_model
 from modules.training import distribution
 from modules.training import hparams as hparams_lib
 from modules.training.config import METRICS_FILE, REQUIRE_HYPERPARAMETERS_KEY, TrainingConfig
-from modules.training.inputs import FnInputs, count_records
+from modules.training.inputs import FnInputs, cached_lists, count_records
 from modules.training.model import (
     NDCG_METRIC,
     VAL_NDCG_METRIC,
@@ -208,9 +208,19 @@ def train_and_export(job: TrainJob, strategy: tf.distribute.Strategy | None = No
     scratch = None if chief else _scratch_dir()
     model_run_dir = job.model_run_dir if chief else os.path.join(scratch, "model_run")
     serving_model_dir = job.serving_model_dir if chief else os.path.join(scratch, "serving_model")
+    # "auto": several models only where each costs its training steps alone (the whole train
+    # split replayed from memory); a streamed split would be decoded again for every model.
+    in_memory = cached_lists(job.train_files) is not None
+    num_members = config.ensemble_members(in_memory)
+    logging.info(
+        "Training %d model(s) (training.ensemble: %s; train split %s)",
+        num_members,
+        config.ensemble,
+        "replayed from memory" if in_memory else "streamed from its files",
+    )
     try:
         members, runs = [], []
-        for member in range(max(1, config.ensemble)):
+        for member in range(num_members):
             seed = config.ensemble_seed(member)
             tf.keras.utils.set_random_seed(seed)
             if parameter_server:
