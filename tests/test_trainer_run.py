@@ -23,8 +23,9 @@ HPARAMS = hparams.fixed(batch_norm=False, learning_rate=0.005, dropout=0.0).get_
 
 def _train(transform_run, out, **training):
     fn_args = FnArgs(
-        train_files=transform_run.split_files("train"),
-        eval_files=transform_run.split_files("eval"),
+        # Patterns, as TFX's Trainer passes them (fn_args.train_files: ".../Split-train/*").
+        train_files=[os.path.join(transform_run.examples_uri, "Split-train", "*")],
+        eval_files=[os.path.join(transform_run.examples_uri, "Split-eval", "*")],
         transform_graph_path=transform_run.transform_graph_path,
         schema_path=transform_run.schema_path,
         serving_model_dir=str(out / "serving"),
@@ -42,9 +43,10 @@ def _train(transform_run, out, **training):
 @pytest.fixture(scope="module")
 def runs(transform_run, tmp_path_factory):
     # The same global batch (32 lists per step): one process, or 16 lists on each of two workers.
-    # One process trains an ensemble of two models (served as one); the workers train one model.
+    # One process trains an ensemble (training.ensemble: auto, the default: the tiny train split is
+    # replayed from memory, so three models, served as one); the workers train one model.
     single_out = tmp_path_factory.mktemp("single")
-    single = _train(transform_run, single_out, strategy="none", batch_size=32, ensemble=2)
+    single = _train(transform_run, single_out, strategy="none", batch_size=32, ensemble="auto")
     out = tmp_path_factory.mktemp("multi")
     multi = _train(transform_run, out, strategy="multi_worker", workers=2, batch_size=16)
     return single, multi, out, single_out
@@ -99,7 +101,7 @@ def test_multi_worker_quality_matches_one_process_and_the_export_is_the_best_epo
 def test_an_ensemble_is_trained_member_by_member_and_served_as_one_model(runs, transform_run):
     single, _, _, out = runs
     members = single["ensemble"]
-    assert [m["seed"] for m in members] == [0, 7919]  # each member its own seed (initial weights, data order)
+    assert [m["seed"] for m in members] == [0, 7919, 15838]  # each member its own seed (initial weights, data order)
     for member in members:
         assert len(member["validation_history"]) == member["epochs_run"] >= 1
         assert member["val_ndcg_10"] == max(member["validation_history"])  # its best epoch's weights kept

@@ -219,6 +219,7 @@ def cached_lists(files: list[str], num_shards: int = 1, budget_bytes: int | None
     takes at most ``budget_bytes`` (default ``CACHE_SERIALIZED_BYTES``) serialized, estimated
     from the first lists; else None (the split streams from the files)."""
     budget_bytes = CACHE_SERIALIZED_BYTES if budget_bytes is None else budget_bytes
+    files = sorted(path for pattern in files for path in tf.io.gfile.glob(pattern))  # patterns, as the Trainer has them
     with tf.init_scope():
         lists = math.ceil(count_records(files) / max(1, num_shards))
     return lists if lists * _mean_list_bytes(files) <= budget_bytes else None
