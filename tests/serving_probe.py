@@ -2,7 +2,8 @@
 
 Imports neither this project nor TF-Ranking / tf.Transform / struct2tensor, like a
 TF Serving process would. Reads serialized ELWC records (a TFRecord file), calls the
-signatures and writes their outputs to an .npz file. argv: model_dir records out.npz
+signatures and writes their outputs to an .npz file.
+argv: model_dir records out.npz context_names.json op_packages.json
 """
 
 import json
@@ -30,24 +31,17 @@ def columns(elwc, names, context_names):
     return out
 
 
-def _load(model_dir):
-    """As the ServingCheck's probe (loaded from its file, not through the project): TF-DF only for trees."""
+def _load(model_dir, op_packages):
+    """As the ServingCheck's probe: the op packages the test read from the graph (TF-DF only for trees)."""
     import importlib
-    import importlib.util
 
-    path = os.path.join(
-        os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "components", "serving_check", "probe.py"
-    )
-    spec = importlib.util.spec_from_file_location("ltr_serving_probe", path)
-    probe = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(probe)
-    for package in probe.ops_packages(model_dir):
+    for package in op_packages:
         importlib.import_module(package)
     return tf.saved_model.load(model_dir)
 
 
 def main(model_dir, records_path, out_path):
-    model = _load(model_dir)
+    model = _load(model_dir, json.loads(sys.argv[5]))
     records = [r.numpy() for r in tf.data.TFRecordDataset(records_path)]
     elwc_out = model.signatures["serving_default"](examples=tf.constant(records))
     transformed = model.signatures["transform_features"](examples=tf.constant(records))

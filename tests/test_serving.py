@@ -46,6 +46,7 @@ def served(pipeline_run, feature_set, tmp_path_factory):
             str(tmp / "records.tfrecord"),
             str(tmp / "o.npz"),
             context,
+            json.dumps(loading.op_packages(report.registration["path"])),
         ],
         check=True,
         cwd=tmp,

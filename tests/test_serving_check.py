@@ -283,3 +283,12 @@ def test_requests_read_only_the_lists_they_need(tmp_path):
     assert len(requests_lib.read_records_until([path], lists=8, documents=100)) == 20
     assert len(requests_lib.read_records_until([path], lists=8, documents=10)) == 8
     assert len(requests_lib.read_records_until([path], lists=8, documents=10_000)) == 500  # all there are
+
+
+def test_a_saved_model_graph_that_cannot_be_read_is_left_to_the_check_process(tmp_path):
+    # No op packages to import, and no crash: the check process's load then gives the verdict.
+    assert check_executor._op_packages(str(tmp_path)) == []  # no saved_model.pb
+    (tmp_path / "saved_model.pb").write_bytes(b"\x0a\xff\xff not a proto")
+    assert check_executor._op_packages(str(tmp_path)) == []
+    result = check_executor.run_probe(str(tmp_path), [], [], 1, 300, str(tmp_path))
+    assert any("does not load in a plain TensorFlow process" in failure for failure in result["failures"])

@@ -9,7 +9,9 @@ import sys
 import tempfile
 from typing import Any
 
+import tensorflow as tf
 from absl import logging
+from google.protobuf.message import DecodeError
 from tensorflow_metadata.proto.v0 import schema_pb2
 from tfx.components.evaluator import constants as evaluator_constants
 from tfx.dsl.components.base import base_executor
@@ -20,6 +22,7 @@ from components.ranking_evaluator.scoring import record_files
 from components.serving_check import requests as requests_lib
 from modules.features import feature_set_from_schema
 from modules.memory import release_memory
+from modules.serving.loading import op_packages
 
 PROBE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "probe.py")
 RESULT_FILE = "serving_check.json"
@@ -64,6 +67,15 @@ def build_requests(
     return logs, [expectation.__dict__ for _, expectation in pairs], failures
 
 
+def _op_packages(model_dir: str) -> list[str]:
+    """The op packages the SavedModel's graph needs; none if its graph cannot be read, so that the
+    check process's own load gives the verdict ("does not load ..."), as for any other load failure."""
+    try:
+        return op_packages(model_dir)
+    except (tf.errors.OpError, DecodeError):
+        return []
+
+
 def run_probe(model_dir: str, logs, expectations, repeats: int, timeout_s: int, scratch: str) -> dict[str, Any]:
     """Runs probe.py in a fresh, isolated interpreter (``-I``: no PYTHONPATH, no script dir on sys.path)."""
     warmup = os.path.join(scratch, "requests.tfrecord")
@@ -77,7 +89,8 @@ def run_probe(model_dir: str, logs, expectations, repeats: int, timeout_s: int, 
     # The check process starts beside this one (TensorFlow alone is ~500 MB): memory that
     # earlier components freed but the allocator kept would otherwise count twice at the run's peak.
     release_memory("building the serving check's requests")
-    command = [sys.executable, "-I", PROBE, model_dir, warmup, expectations_path, result_path, str(repeats)]
+    packages = ",".join(_op_packages(model_dir))  # e.g. TF-DF for trees: the probe imports only these
+    command = [sys.executable, "-I", PROBE, model_dir, warmup, expectations_path, result_path, str(repeats), packages]
     try:
         completed = subprocess.run(command, env=env, cwd=scratch, capture_output=True, text=True, timeout=timeout_s)
     except subprocess.TimeoutExpired:

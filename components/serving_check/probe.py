@@ -7,10 +7,13 @@ load time fails here as it would fail in TF Serving.
 
 Gradient-boosted trees (the ``trees`` scorer) run on TF Decision Forests' inference
 ops (``SimpleML*``), which TF Serving >= 2.11 has built in but a Python TensorFlow
-registers only when ``tensorflow_decision_forests`` is imported: the probe imports it
-only when the SavedModel's graph uses such an op, as that serving binary would have it.
+registers only when ``tensorflow_decision_forests`` is imported: the probe imports the
+packages it is given, which the ServingCheck reads from the SavedModel's graph
+(``modules.serving.loading.op_packages``: TF-DF only when the graph uses such an op), as
+that serving binary would have them.
 
-argv: saved_model_dir warmup_requests expectations.json result.json latency_repeats
+argv: saved_model_dir warmup_requests expectations.json result.json latency_repeats op_packages
+(op_packages: comma-separated package names, possibly empty)
 Writes result.json: {"failures": [...], "latency_ms": {...}, "leaked_modules": [...]}.
 """
 
@@ -67,28 +70,7 @@ def _check(name, outputs, expected):
     return failures
 
 
-# Op-name prefix -> the Python package that registers those ops (built into TF Serving >= 2.11).
-SERVING_OP_PACKAGES = {"SimpleML": "tensorflow_decision_forests"}
-
-
-def ops_packages(model_dir):
-    """The packages whose ops the SavedModel's graph (and its functions) use."""
-    from tensorflow.core.protobuf import saved_model_pb2
-
-    saved = saved_model_pb2.SavedModel()
-    with open(os.path.join(model_dir, "saved_model.pb"), "rb") as handle:
-        saved.ParseFromString(handle.read())
-    ops = set()
-    for graph in saved.meta_graphs:
-        ops.update(node.op for node in graph.graph_def.node)
-        for function in graph.graph_def.library.function:
-            ops.update(node.op for node in function.node_def)
-    return sorted(
-        {package for prefix, package in SERVING_OP_PACKAGES.items() if any(o.startswith(prefix) for o in ops)}
-    )
-
-
-def main(model_dir, warmup_path, expectations_path, result_path, repeats):
+def main(model_dir, warmup_path, expectations_path, result_path, repeats, op_packages):
     result = {"failures": [], "latency_ms": {}, "answered": 0}
     with open(expectations_path) as handle:
         expectations = json.load(handle)
@@ -97,8 +79,8 @@ def main(model_dir, warmup_path, expectations_path, result_path, repeats):
     ]
     try:
         start = time.perf_counter()
-        result["op_packages"] = ops_packages(model_dir)
-        for package in result["op_packages"]:
+        result["op_packages"] = op_packages
+        for package in op_packages:
             importlib.import_module(package)
         model = tf.saved_model.load(model_dir)
         result["load_s"] = time.perf_counter() - start
@@ -144,4 +126,4 @@ def main(model_dir, warmup_path, expectations_path, result_path, repeats):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))
+    main(sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), [p for p in sys.argv[6].split(",") if p])
