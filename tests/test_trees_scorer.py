@@ -41,7 +41,7 @@ def trees_model(transform_run, tmp_path_factory):
     # The same training again, by hand, to compare the Keras/TF-DF model's own scores.
     inputs = FnInputs.from_paths(job.schema_path, job.transform_graph_path, job.custom_config)
     model = build_model(inputs.model_inputs, hp, seed=0)
-    model.fit_lists(inputs.dataset(job.train_files, train=False))
+    model.fit_lists(inputs.dataset(job.train_files, train=False), str(tmp / "by_hand"))
     return job, summary, model, inputs
 
 

@@ -377,9 +377,11 @@ class FnInputs:
         num_shards: int = 1,
         shard_index: int = 0,
         seed: int | None = None,
+        cache: bool = True,
     ) -> tf.data.Dataset:
         """Training data repeats, shuffles and samples ``list_size`` documents per list;
-        evaluation data is one full pass over full lists. ``seed``: default ``training.seed``."""
+        evaluation data is one full pass over full lists. ``seed``: default ``training.seed``.
+        ``cache``: see ``make_dataset`` (False for data read in a single pass)."""
         tft_layer = self.tft_output.transform_features_layer()
         return make_dataset(
             files,
@@ -393,6 +395,7 @@ class FnInputs:
             seed=self.config.seed if seed is None else seed,
             num_shards=num_shards,
             shard_index=shard_index,
+            cache=cache,
         )
 
     def input_fn(self, files: list[str], train: bool, global_batch_size: int, seed: int | None = None):

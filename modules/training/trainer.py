@@ -338,7 +338,7 @@ def train_trees_and_export(job: TrainJob, hp) -> dict[str, Any]:
     model = build_model(inputs.model_inputs, hp, seed=config.seed)
     eval_data = inputs.dataset(job.eval_files, train=False)
     start = time.perf_counter()
-    fitted = model.fit_lists(inputs.dataset(job.train_files, train=False))
+    fitted = model.fit_lists(inputs.dataset(job.train_files, train=False, cache=False), job.model_run_dir)
     seconds = time.perf_counter() - start
     metrics = model.evaluate(eval_data, return_dict=True, verbose=0)
     summary = {

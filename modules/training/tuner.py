@@ -93,7 +93,8 @@ class RankingSearch(kt.Tuner):
         hp = trial.hyperparameters
         model = self.hypermodel.build(hp)
         if is_trees(hp):
-            model.fit_lists(self.trees_train_data)  # early stopping on held-out train lists, not eval
+            # Early stopping on held-out train lists, not eval; YDF's files under the trial's folder.
+            model.fit_lists(self.trees_train_data, self.get_trial_dir(trial.trial_id))
         else:
             kwargs = dict(kwargs, callbacks=self._deepcopy_callbacks(kwargs.get("callbacks", [])))
             if "tuner/epochs" in hp.values:  # Hyperband's budget for this trial (trained from scratch)
@@ -217,7 +218,7 @@ def tuner_fn(fn_args) -> TunerFnResult:
         # The trees take no example weights or bias tower: with a position-bias correction
         # the search stays with the neural scorers rather than silently drop the correction.
         scorers=hparams_lib.SCORERS if config.position_bias == "none" else hparams_lib.NEURAL_SCORERS,
-        trees_train_data=inputs.dataset(fn_args.train_files, train=False),
+        trees_train_data=inputs.dataset(fn_args.train_files, train=False, cache=False),
         eval_data=eval_data,
     )
     eval_lists = count_records(fn_args.eval_files)
