@@ -219,10 +219,19 @@ def cached_lists(files: list[str], num_shards: int = 1, budget_bytes: int | None
     takes at most ``budget_bytes`` (default ``CACHE_SERIALIZED_BYTES``) serialized, estimated
     from the first lists; else None (the split streams from the files)."""
     budget_bytes = CACHE_SERIALIZED_BYTES if budget_bytes is None else budget_bytes
-    files = sorted(path for pattern in files for path in tf.io.gfile.glob(pattern))  # patterns, as the Trainer has them
+    files = split_files(files)  # patterns, as the Trainer has them
     with tf.init_scope():
         lists = math.ceil(count_records(files) / max(1, num_shards))
     return lists if lists * _mean_list_bytes(files) <= budget_bytes else None
+
+
+def split_files(file_pattern: str | list[str]) -> list[str]:
+    """The files of a split, sorted, from a pattern or a list of them (as TFX passes them)."""
+    patterns = [file_pattern] if isinstance(file_pattern, str) else file_pattern
+    files = sorted(path for pattern in patterns for path in tf.io.gfile.glob(pattern))
+    if not files:
+        raise FileNotFoundError(f"no ELWC files match {file_pattern}")
+    return files
 
 
 def make_dataset(
@@ -238,6 +247,7 @@ def make_dataset(
     num_shards: int = 1,
     shard_index: int = 0,
     cache: bool = True,
+    decoded: dict | None = None,
 ) -> tf.data.Dataset:
     """A ``tf.data`` pipeline over ExampleGen's GZIP TFRecords of ELWC.
 
@@ -249,23 +259,26 @@ def make_dataset(
     input pipeline decodes only its own lists. The shuffle buffer holds about
     ``SHUFFLE_BUFFER_BYTES`` of lists (``shuffle_buffer_lists``), not the whole split.
     ``cache``: a split small enough (``cached_lists``) is decoded and transformed once and
-    replayed from memory (training: reshuffled and resampled each epoch).
+    replayed from memory (training: reshuffled and resampled each epoch; evaluation: the
+    lists in order, batched and padded on the fly). ``decoded``: where to keep those decoded
+    lists (a dict, see ``FnInputs``), so that every dataset over the same lists made in this
+    process (each trial, each ensemble member, the trees' pass, validation and the final
+    evaluation) replays one copy instead of decoding and holding its own.
     """
-    files = (
-        tf.io.gfile.glob(file_pattern)
-        if isinstance(file_pattern, str)
-        else [path for pattern in file_pattern for path in tf.io.gfile.glob(pattern)]
-    )
-    if not files:
-        raise FileNotFoundError(f"no ELWC files match {file_pattern}")
-    files = sorted(files)
-    dataset = tf.data.TFRecordDataset(files, compression_type="GZIP")
+    files = split_files(file_pattern)
+    records = tf.data.TFRecordDataset(files, compression_type="GZIP")
     if num_shards > 1:
-        dataset = dataset.shard(num_shards, shard_index)
-    cache_lists = cached_lists(files, num_shards) if cache else None
-    if cache_lists is not None and shuffle:
-        cached = (batch_size, list_size, repeat, seed, shard_index, cache_lists)
-        return _cached_training_dataset(dataset, feature_set, model_inputs, transform_fn, *cached)
+        records = records.shard(num_shards, shard_index)
+    if cache:
+        where = (files, num_shards, shard_index)
+        lists = _decoded_lists(records, *where, feature_set, model_inputs, transform_fn, decoded)
+        if lists is not None:
+            cached, count = lists
+            if shuffle:
+                replay = (batch_size, list_size, repeat, seed, shard_index, count)
+                return _cached_training_dataset(cached, feature_set, model_inputs, *replay)
+            return _cached_evaluation_dataset(cached, feature_set, model_inputs, batch_size, list_size, repeat)
+    dataset = records
     if shuffle:
         dataset = dataset.shuffle(shuffle_buffer_lists(files), seed=seed, reshuffle_each_iteration=True)
     if repeat:
@@ -280,16 +293,50 @@ def make_dataset(
         ),
         num_parallel_calls=tf.data.AUTOTUNE,
     )
-    if cache_lists is not None:  # one pass, always the same batches: decoded once, replayed from memory
-        dataset = dataset.cache()
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
-def _cached_training_dataset(
+def _decoded_lists(
     records: tf.data.Dataset,
+    files: list[str],
+    num_shards: int,
+    shard_index: int,
     feature_set: FeatureSet,
     model_inputs: ModelInputs,
     transform_fn: TransformFn,
+    decoded: dict | None,
+) -> tuple[tf.data.Dataset, int] | None:
+    """The Transform outputs of every list of ``records`` (only what the model and the loss read),
+    cached in memory on first use, and their number; None when the lists are too many bytes
+    for memory (``cached_lists``). Kept in ``decoded`` by (files, shard) where the dataset is
+    built eagerly (a dataset built inside a ``tf.function``, as ParameterServerStrategy's
+    workers build theirs, cannot outlive it)."""
+    key = (tuple(files), num_shards, shard_index)
+    if not tf.executing_eagerly():
+        decoded = None
+    if decoded is not None and key in decoded:
+        return decoded[key]
+    count = cached_lists(files, num_shards)
+    lists = None
+    if count is not None:
+        keep = [*model_inputs.document_keys, *model_inputs.context_keys, feature_set.label.name, POSITION_KEY]
+        cached = records.batch(64).map(
+            lambda batch: {
+                k: v for k, v in transform_lists(batch, feature_set, model_inputs, transform_fn).items() if k in keep
+            },
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
+        lists = (cached.unbatch().cache(), count)
+    if decoded is not None:
+        decoded[key] = lists
+    return lists
+
+
+def _cached_training_dataset(
+    cached: tf.data.Dataset,
+    feature_set: FeatureSet,
+    model_inputs: ModelInputs,
     batch_size: int,
     list_size: int | None,
     repeat: bool,
@@ -297,22 +344,13 @@ def _cached_training_dataset(
     shard_index: int,
     lists: int,
 ) -> tf.data.Dataset:
-    """Training from lists decoded and transformed once, kept in memory (``cached_lists``).
+    """Training from lists decoded and transformed once, kept in memory (``_decoded_lists``).
 
-    The Transform outputs of every list (only what the model and the loss read) are
-    cached; each epoch reshuffles all of them (seeded) and batch ``i`` samples its
+    Each epoch reshuffles all of them (seeded) and batch ``i`` samples its
     documents with the stateless seed (seed, shard, i), as the streaming path does.
     """
-    keep = [*model_inputs.document_keys, *model_inputs.context_keys, feature_set.label.name, POSITION_KEY]
-    dataset = records.batch(64).map(
-        lambda batch: {
-            k: v for k, v in transform_lists(batch, feature_set, model_inputs, transform_fn).items() if k in keep
-        },
-        num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=True,
-    )
     # The whole (cached) split is the shuffle buffer: a full reshuffle every epoch.
-    dataset = dataset.unbatch().cache().shuffle(lists, seed=seed, reshuffle_each_iteration=True)
+    dataset = cached.shuffle(lists, seed=seed, reshuffle_each_iteration=True)
     if repeat:
         dataset = dataset.repeat()
     dataset = dataset.ragged_batch(batch_size, drop_remainder=repeat).enumerate()
@@ -325,12 +363,27 @@ def _cached_training_dataset(
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
+def _cached_evaluation_dataset(
+    cached: tf.data.Dataset,
+    feature_set: FeatureSet,
+    model_inputs: ModelInputs,
+    batch_size: int,
+    list_size: int | None,
+    repeat: bool,
+) -> tf.data.Dataset:
+    """The cached lists in their order, ``batch_size`` at a time, densified (full lists unless ``list_size``)."""
+    dataset = cached.repeat() if repeat else cached
+    dataset = dataset.ragged_batch(batch_size, drop_remainder=repeat)
+    dataset = dataset.map(
+        lambda lists_: lists_to_model_inputs(lists_, feature_set, model_inputs, list_size),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
 def count_records(patterns: list[str]) -> int:
     """Number of lists (ELWC records) in ExampleGen's GZIP TFRecord files."""
-    files = sorted(path for pattern in patterns for path in tf.io.gfile.glob(pattern))
-    if not files:
-        raise FileNotFoundError(f"no ELWC files match {patterns}")
-    dataset = tf.data.TFRecordDataset(files, compression_type="GZIP")
+    dataset = tf.data.TFRecordDataset(split_files(patterns), compression_type="GZIP")
     return int(dataset.reduce(tf.constant(0, tf.int64), lambda n, _: n + 1))
 
 
@@ -354,6 +407,9 @@ class FnInputs:
         )
 
     custom_config: dict[str, Any] | None = None
+    # The lists decoded once and kept in memory, shared by every dataset these inputs make
+    # over the same files (``make_dataset``'s ``decoded``).
+    decoded: dict = dataclasses.field(default_factory=dict, repr=False)
 
     @functools.cached_property
     def model_inputs(self) -> ModelInputs:
@@ -396,7 +452,14 @@ class FnInputs:
             num_shards=num_shards,
             shard_index=shard_index,
             cache=cache,
+            decoded=self.decoded,
         )
+
+    def in_memory(self, files: list[str]) -> bool:
+        """Whether the lists of ``files`` are replayed from memory (``cached_lists``) by this
+        process's datasets over them (decided, and remembered, by making one)."""
+        self.dataset(files, train=False)
+        return self.decoded.get((tuple(split_files(files)), 1, 0)) is not None
 
     def input_fn(self, files: list[str], train: bool, global_batch_size: int, seed: int | None = None):
         """A ``dataset_fn(InputContext)`` for ``strategy.distribute_datasets_from_function``.

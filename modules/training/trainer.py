@@ -28,7 +28,7 @@ from modules.serving.signatures import export_serving_model
 from modules.training import distribution
 from modules.training import hparams as hparams_lib
 from modules.training.config import METRICS_FILE, REQUIRE_HYPERPARAMETERS_KEY, TrainingConfig
-from modules.training.inputs import FnInputs, cached_lists, count_records
+from modules.training.inputs import FnInputs, count_records
 from modules.training.model import (
     NDCG_METRIC,
     VAL_NDCG_METRIC,
@@ -210,7 +210,7 @@ def train_and_export(job: TrainJob, strategy: tf.distribute.Strategy | None = No
     serving_model_dir = job.serving_model_dir if chief else os.path.join(scratch, "serving_model")
     # "auto": several models only where each costs its training steps alone (the whole train
     # split replayed from memory); a streamed split would be decoded again for every model.
-    in_memory = cached_lists(job.train_files) is not None
+    in_memory = inputs.in_memory(job.train_files)
     num_members = config.ensemble_members(in_memory)
     logging.info(
         "Training %d model(s) (training.ensemble: %s; train split %s)",
@@ -338,7 +338,7 @@ def train_trees_and_export(job: TrainJob, hp) -> dict[str, Any]:
     model = build_model(inputs.model_inputs, hp, seed=config.seed)
     eval_data = inputs.dataset(job.eval_files, train=False)
     start = time.perf_counter()
-    fitted = model.fit_lists(inputs.dataset(job.train_files, train=False, cache=False), job.model_run_dir)
+    fitted = model.fit_lists(inputs.dataset(job.train_files, train=False), job.model_run_dir)
     seconds = time.perf_counter() - start
     metrics = model.evaluate(eval_data, return_dict=True, verbose=0)
     summary = {

@@ -218,7 +218,7 @@ def tuner_fn(fn_args) -> TunerFnResult:
         # The trees take no example weights or bias tower: with a position-bias correction
         # the search stays with the neural scorers rather than silently drop the correction.
         scorers=hparams_lib.SCORERS if config.position_bias == "none" else hparams_lib.NEURAL_SCORERS,
-        trees_train_data=inputs.dataset(fn_args.train_files, train=False, cache=False),
+        trees_train_data=inputs.dataset(fn_args.train_files, train=False),
         eval_data=eval_data,
     )
     eval_lists = count_records(fn_args.eval_files)
