@@ -180,13 +180,15 @@ def _uses_embedded_data(config, args: argparse.Namespace) -> bool:
 
 
 def _cmd_run(args: argparse.Namespace, state: dict) -> int:
-    from modules.memory import limit_malloc_arenas, use_plain_tensor_allocator
+    from modules.memory import limit_malloc_arenas, use_plain_tensor_allocator, use_system_allocator_for_arrow
 
     # Every component runs in this process: cap glibc's arenas before TensorFlow's and
-    # Beam's threads start, and keep TensorFlow's tensors out of a pool that never shrinks,
-    # so what a component frees is returned before the next one runs (modules/memory.py).
+    # Beam's threads start, and keep TensorFlow's tensors and pyarrow's buffers out of pools
+    # that keep what is freed, so what a component frees is returned before the next one
+    # runs (modules/memory.py).
     limit_malloc_arenas()
     use_plain_tensor_allocator()
+    use_system_allocator_for_arrow()
     from pipeline.local_run import ensure_sample_data
     from pipeline.run_output import RunConsole
 

@@ -79,7 +79,7 @@ glibc = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc m
 
 
 def _python(script: str, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    ours = (memory.ARENA_ENV, memory.ONEDNN_ENV, "MALLOC_MMAP_THRESHOLD_")
+    ours = (memory.ARENA_ENV, memory.ONEDNN_ENV, memory.ARROW_POOL_ENV, "MALLOC_MMAP_THRESHOLD_")
     base = {k: v for k, v in os.environ.items() if k not in ours}
     return subprocess.run(
         [sys.executable, "-c", script, *args],
@@ -131,6 +131,18 @@ def test_a_users_onednn_setting_is_left_as_it_is():
     script = "import os; from modules.memory import use_plain_tensor_allocator as u; print(u(), os.environ[%r])"
     script %= memory.ONEDNN_ENV
     assert _python(script, env={memory.ONEDNN_ENV: "1"}).stdout.split() == ["False", "1"]
+
+
+def test_pyarrow_allocates_with_the_system_allocator_unless_the_user_chose_one():
+    script = (
+        "from modules.memory import use_system_allocator_for_arrow as u; import pyarrow as pa; "
+        "print(u(), pa.default_memory_pool().backend_name, pa.array([1, 2]).sum().as_py())"
+    )
+    assert _python(script).stdout.split() == ["True", "system", "3"]
+    # Set after pyarrow chose its pool: switched too.
+    late = "import pyarrow as pa; pa.array([1]); " + script.replace("import pyarrow as pa; ", "")
+    assert _python(late).stdout.split() == ["True", "system", "3"]
+    assert _python(script, env={memory.ARROW_POOL_ENV: "mimalloc"}).stdout.split() == ["False", "mimalloc", "3"]
 
 
 def test_parse_status_reads_resident_memory_in_mib():

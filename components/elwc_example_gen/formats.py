@@ -78,7 +78,9 @@ class FormatOptions:
     on_corrupt_file: str = "fail"
     # Inputs are read and parsed in chunks of about this many bytes (text: whole lines; Parquet: rows).
     # Two chunks are parsed at once, each needing ~20x its size while parsed (MSLR-shaped LETOR):
-    # 8 MB kept ExampleGen's peak ~370 MB lower than 16 MB, for ~3 % more CPU time.
+    # 8 MB kept ExampleGen's peak ~370 MB lower than 16 MB, for ~3 % more CPU time; 4 MB with
+    # pyarrow on the system allocator (``ltr run`` sets it) ~180 MB lower than 8 MB, for the same
+    # CPU time (benchmarks/example_gen.py --chunk-bytes N).
     chunk_bytes: int = DEFAULT_CHUNK_BYTES
     # Nested list exports (JSON Lines / Parquet, one row per list): the field holding the list's
     # documents as an array of structs (see nested.py). None: one row per (query, document).

@@ -25,7 +25,7 @@ import numpy as np
 
 GZIP_MAGIC = b"\x1f\x8b"
 BLOCK_BYTES = 4 << 20
-DEFAULT_CHUNK_BYTES = 8 << 20
+DEFAULT_CHUNK_BYTES = 4 << 20
 UNDECODABLE_LINE = "undecodable_line"
 CORRUPT_FILE = "corrupt_file"
 # examples.on_corrupt_file
