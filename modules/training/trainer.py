@@ -245,7 +245,11 @@ def train_and_export(job: TrainJob, strategy: tf.distribute.Strategy | None = No
                 _fit_member(model, train_data, eval_data, epochs, steps_per_epoch, validation_steps, log_dir, config)
             )
             runs[-1]["seed"] = seed
+            # Only its weights and call are needed from here on: drop the traced training and
+            # validation graphs (tens of MiB per model) before the next model traces its own.
+            model.train_function = model.test_function = model.predict_function = None
             members.append(model)
+            release_memory(f"training model {member + 1} of {num_members}")
         plain = [_plain_copy(member, inputs, hp, config) for member in members]
         model = ensemble(plain, make_loss(hp))
         if len(members) == 1:  # the trained model itself, under its strategy
