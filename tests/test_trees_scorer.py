@@ -96,3 +96,28 @@ def test_a_fresh_serving_process_loads_the_trees_with_decision_forests_ops_only(
     assert result["op_packages"] == ["tensorflow_decision_forests"]
     assert result["answered"] == len(logs)
     assert result["leaked_modules"] == []
+
+
+def test_the_trees_train_from_row_files_under_the_work_dir_holding_out_every_tenth_list(transform_run, tmp_path):
+    """YDF reads the rows from files written under the work dir (none left after), not from
+    TF-DF's in-memory accumulators; its model files stay there too, not in a system temp folder."""
+    inputs = FnInputs.from_paths(transform_run.schema_path, transform_run.transform_graph_path, {"batch_size": 16})
+    model = build_model(inputs.model_inputs, hparams.fixed(scorer="trees", trees=5, tree_depth=3), seed=0)
+    train = inputs.dataset(transform_run.split_files("train"), train=False)
+    work = tmp_path / "work"
+    fitted = model.fit_lists(train, str(work))
+
+    assert not (work / "trees_data").exists()
+    assert (work / "ydf" / "model").is_dir()
+    width = inputs.model_inputs.context_block + inputs.model_inputs.document_block
+    width += len(inputs.model_inputs.context_ids) + len(inputs.model_inputs.document_ids)
+    features = model.gbt.make_inspector().features()
+    assert sorted(f.name for f in features) == sorted(f"x.{j}" for j in range(width))  # every column an input
+    # Every real document of the lists that are not held out (every 10th list is).
+    lists, expected = 0, 0
+    for features_, labels in train:
+        real = features_[MASK_KEY].numpy() & (labels.numpy() >= 0)
+        for row in real:
+            expected += int(row.sum()) if lists % 10 != 9 else 0
+            lists += 1
+    assert lists > 10 and fitted["train_documents"] == expected

@@ -195,14 +195,14 @@ def train_and_export(job: TrainJob, strategy: tf.distribute.Strategy | None = No
     if parameter_server:
         # Validation runs on the coordinator (CoordinatorValidation): Keras' exact
         # evaluation under ParameterServerStrategy needs file-shardable input.
-        eval_data = inputs.dataset(job.eval_files, train=False, batch_size=global_batch)
+        eval_data = inputs.dataset(job.eval_files, train=False, batch_size=inputs.eval_batch_size * replicas)
         if job.eval_steps:
             eval_data = eval_data.take(job.eval_steps)
         validation_steps = None
     else:
-        eval_data = inputs.distributed_dataset(strategy, job.eval_files, False, global_batch)
+        eval_data = inputs.distributed_dataset(strategy, job.eval_files, False, inputs.eval_batch_size * replicas)
         # One full pass: every worker reads all eval lists, split over its local replicas.
-        local_batch = config.batch_size * _local_replicas(strategy)
+        local_batch = inputs.eval_batch_size * _local_replicas(strategy)
         validation_steps = job.eval_steps or math.ceil(count_records(job.eval_files) / local_batch)
 
     scratch = None if chief else _scratch_dir()

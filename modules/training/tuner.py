@@ -225,7 +225,7 @@ def tuner_fn(fn_args) -> TunerFnResult:
     fit_kwargs: dict[str, Any] = {
         "x": inputs.dataset(fn_args.train_files, train=True),
         "validation_data": eval_data,
-        "validation_steps": fn_args.eval_steps or math.ceil(eval_lists / config.batch_size),
+        "validation_steps": fn_args.eval_steps or math.ceil(eval_lists / inputs.eval_batch_size),
         "steps_per_epoch": steps_per_epoch,
         "epochs": epochs,
         "callbacks": [
