@@ -126,7 +126,7 @@ def evaluate_on_coordinator(model: tf.keras.Model, dataset: tf.data.Dataset) -> 
     metrics = ranking_metrics()
     loss = tf.keras.metrics.Mean(name="loss")
 
-    @tf.function
+    @tf.function(reduce_retracing=True)  # batches of full lists differ in length: one generic trace
     def step(features, labels):
         scores = model(features, training=False)
         loss.update_state(model.loss(labels, scores))

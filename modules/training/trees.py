@@ -182,7 +182,7 @@ def _write_rows_csv(
     counts = dict.fromkeys(paths, 0)
     offset = 0
 
-    @tf.function
+    @tf.function(reduce_retracing=True)  # batches of full lists differ in length: one generic trace
     def flat(features):
         return document_rows(features, model_inputs), features[MASK_KEY]
 

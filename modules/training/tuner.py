@@ -43,7 +43,7 @@ SELECTION_FILE = "selection.json"  # in the tuner's project folder; the executor
 def per_list_ndcg(model: tf.keras.Model, dataset: tf.data.Dataset, k: int = 10) -> list[float]:
     """The pipeline's NDCG@k of each list of ``dataset`` (full lists) that has a relevant document."""
 
-    @tf.function
+    @tf.function(reduce_retracing=True)  # batches of full lists differ in length: one generic trace
     def score(features):
         return model(features, training=False)
 
