@@ -113,3 +113,45 @@ def test_cached_and_streamed_training_data_hold_the_same_documents(inputs, featu
         long_docs = {rating for draw in seen["long"] for rating, _ in draw}
         assert long_docs == {float(i) for i in range(DOCS)}
         assert all(len(draw) == LIST_SIZE and all(label == int(r) % 5 for r, label in draw) for draw in seen["long"])
+
+
+def test_every_dataset_over_the_same_files_replays_one_decoded_copy(inputs, feature_set):
+    """Training, evaluation and a second model's training over one split share the lists decoded
+    once (FnInputs.decoded); a dataset built inside a tf.function (ParameterServerStrategy's
+    workers) makes its own."""
+    fn_inputs, path = inputs
+    train = fn_inputs.dataset([path], train=True)
+    full = fn_inputs.dataset([path], train=False)
+    again = fn_inputs.dataset([path], train=True, seed=11)
+    assert fn_inputs.in_memory([path])
+    assert list(fn_inputs.decoded) == [((path,), 1, 0)]  # one entry: one decoded copy
+    assert fn_inputs.decoded[((path,), 1, 0)][1] == 2  # its two lists
+    # All three still read the lists as before: full lists in order, and list_size draws.
+    features, _ = next(iter(full))
+    assert _rating(features, feature_set)[0].tolist() == [float(i) for i in range(DOCS)]
+    for dataset in (train, again):
+        features, _ = next(iter(dataset))
+        assert features[MASK_KEY].numpy().sum(axis=1).tolist() in ([LIST_SIZE, 3], [3, LIST_SIZE])
+
+    @tf.function
+    def inside():
+        return fn_inputs.dataset([path], train=True)
+
+    inside.get_concrete_function()
+    assert len(fn_inputs.decoded) == 1  # nothing kept from the traced function
+
+
+def test_evaluation_batches_hold_at_most_eight_lists(inputs, feature_set, tmp_path):
+    fn_inputs, _ = inputs
+    path = str(tmp_path / "many.gz")
+    with tf.io.TFRecordWriter(path, options="GZIP") as writer:
+        for q in range(20):
+            documents = [{"rating": float(d), "label": d % 2} for d in range(q % 4 + 1)]
+            writer.write(elwc_from_values({"query_id": f"q{q}".encode()}, documents).SerializeToString())
+    wide = FnInputs(fn_inputs.feature_set, fn_inputs.tft_output, TrainingConfig(batch_size=32, list_size=LIST_SIZE))
+    wide.__dict__["model_inputs"] = fn_inputs.model_inputs
+    assert wide.eval_batch_size == inputs_lib.EVAL_BATCH_LISTS == 8
+    sizes = [len(labels) for _, labels in wide.dataset([path], train=False)]
+    assert sizes == [8, 8, 4]  # every list once, in batches of at most 8
+    narrow = FnInputs(fn_inputs.feature_set, fn_inputs.tft_output, TrainingConfig(batch_size=2, list_size=LIST_SIZE))
+    assert narrow.eval_batch_size == 2

@@ -5,7 +5,8 @@ transformed, densified inputs (numeric blocks, id features, mask) in, scores
 ``[B, L]`` out. Inside, every (list, document) position becomes one row of
 ``[context block, document block, ids]`` for a ``tfdf.keras.GradientBoostedTreesModel``
 (task RANKING, LambdaMART on NDCG, lists as ranking groups). It is trained on the
-Transform outputs of the train split, full lists; its early stopping holds out every
+Transform outputs of the train split, full lists, which YDF reads from CSV files of those
+rows written under the work dir (``fit_lists``); its early stopping holds out every
 10th train list, never the eval split, so the eval NDCG that
 selects among trials is as unseen for the trees as for the neural models. Exported by
 ``modules.serving.signatures`` with the same signatures and Transform graph as the
