@@ -280,10 +280,8 @@ def make_dataset(
         lists = _decoded_lists(records, *where, feature_set, model_inputs, transform_fn, decoded)
         if lists is not None:
             cached, count = lists
-            if shuffle:
-                replay = (batch_size, list_size, repeat, seed, shard_index, count)
-                return _cached_training_dataset(cached, feature_set, model_inputs, *replay)
-            return _cached_evaluation_dataset(cached, feature_set, model_inputs, batch_size, list_size, repeat)
+            order = (seed, shard_index, count) if shuffle else None
+            return _replayed_dataset(cached, feature_set, model_inputs, batch_size, list_size, repeat, order)
     dataset = records
     if shuffle:
         dataset = dataset.shuffle(shuffle_buffer_lists(files), seed=seed, reshuffle_each_iteration=True)
@@ -339,51 +337,35 @@ def _decoded_lists(
     return lists
 
 
-def _cached_training_dataset(
+def _replayed_dataset(
     cached: tf.data.Dataset,
     feature_set: FeatureSet,
     model_inputs: ModelInputs,
     batch_size: int,
     list_size: int | None,
     repeat: bool,
-    seed: int,
-    shard_index: int,
-    lists: int,
+    shuffle: tuple[int, int, int] | None = None,
 ) -> tf.data.Dataset:
-    """Training from lists decoded and transformed once, kept in memory (``_decoded_lists``).
+    """Batches of the lists decoded once and kept in memory (``_decoded_lists``), densified.
 
-    Each epoch reshuffles all of them (seeded) and batch ``i`` samples its
+    ``shuffle`` (training): ``(seed, shard_index, lists)``: each epoch reshuffles all the
+    lists (the whole cached split is the shuffle buffer) and batch ``i`` samples its
     documents with the stateless seed (seed, shard, i), as the streaming path does.
+    None (evaluation): the lists in their order, full lists unless ``list_size``.
     """
-    # The whole (cached) split is the shuffle buffer: a full reshuffle every epoch.
-    dataset = cached.shuffle(lists, seed=seed, reshuffle_each_iteration=True)
+    dataset = cached
+    if shuffle is not None:
+        seed, shard_index, lists = shuffle
+        dataset = dataset.shuffle(lists, seed=seed, reshuffle_each_iteration=True)
     if repeat:
         dataset = dataset.repeat()
     dataset = dataset.ragged_batch(batch_size, drop_remainder=repeat).enumerate()
-    dataset = dataset.map(
-        lambda i, lists_: lists_to_model_inputs(
-            lists_, feature_set, model_inputs, list_size, tf.stack([seed * 1009 + shard_index, i])
-        ),
-        num_parallel_calls=tf.data.AUTOTUNE,
-    )
-    return dataset.prefetch(tf.data.AUTOTUNE)
 
+    def to_model_inputs(i, lists_):
+        sample_seed = None if shuffle is None else tf.stack([seed * 1009 + shard_index, i])
+        return lists_to_model_inputs(lists_, feature_set, model_inputs, list_size, sample_seed)
 
-def _cached_evaluation_dataset(
-    cached: tf.data.Dataset,
-    feature_set: FeatureSet,
-    model_inputs: ModelInputs,
-    batch_size: int,
-    list_size: int | None,
-    repeat: bool,
-) -> tf.data.Dataset:
-    """The cached lists in their order, ``batch_size`` at a time, densified (full lists unless ``list_size``)."""
-    dataset = cached.repeat() if repeat else cached
-    dataset = dataset.ragged_batch(batch_size, drop_remainder=repeat)
-    dataset = dataset.map(
-        lambda lists_: lists_to_model_inputs(lists_, feature_set, model_inputs, list_size),
-        num_parallel_calls=tf.data.AUTOTUNE,
-    )
+    dataset = dataset.map(to_model_inputs, num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
