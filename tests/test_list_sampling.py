@@ -106,6 +106,9 @@ def test_cached_and_streamed_training_data_hold_the_same_documents(inputs, featu
     cached = _lists_seen(fn_inputs.dataset([path], train=True), feature_set, 150)
     monkeypatch.setattr(inputs_lib, "CACHE_SERIALIZED_BYTES", 1)  # nothing fits: streamed from the files
     assert inputs_lib.cached_lists([path]) is None
+    streaming = FnInputs(fn_inputs.feature_set, fn_inputs.tft_output, fn_inputs.config)
+    streaming.__dict__["model_inputs"] = fn_inputs.model_inputs
+    assert not streaming.in_memory([path]) and streaming.count_lists([path]) == 2  # counted from the files
     streamed = _lists_seen(fn_inputs.dataset([path], train=True), feature_set, 150)
     for seen in (cached, streamed):
         assert len(seen["long"]) == len(seen["short"]) == 150  # every batch holds both lists (a full reshuffle)
@@ -126,6 +129,7 @@ def test_every_dataset_over_the_same_files_replays_one_decoded_copy(inputs, feat
     assert fn_inputs.in_memory([path])
     assert list(fn_inputs.decoded) == [((path,), 1, 0)]  # one entry: one decoded copy
     assert fn_inputs.decoded[((path,), 1, 0)][1] == 2  # its two lists
+    assert fn_inputs.count_lists([path]) == 2  # the count made when deciding to keep them
     # All three still read the lists as before: full lists in order, and list_size draws.
     features, _ = next(iter(full))
     assert _rating(features, feature_set)[0].tolist() == [float(i) for i in range(DOCS)]

@@ -421,12 +421,10 @@ class FnInputs:
         num_shards: int = 1,
         shard_index: int = 0,
         seed: int | None = None,
-        cache: bool = True,
     ) -> tf.data.Dataset:
         """Training data repeats, shuffles and samples ``list_size`` documents per list;
         evaluation data is one full pass over full lists. ``batch_size``: default
-        ``training.batch_size`` (training), ``eval_batch_size`` (evaluation). ``seed``: default ``training.seed``.
-        ``cache``: see ``make_dataset`` (False for data read in a single pass)."""
+        ``training.batch_size`` (training), ``eval_batch_size`` (evaluation). ``seed``: default ``training.seed``."""
         tft_layer = self.tft_output.transform_features_layer()
         return make_dataset(
             files,
@@ -440,7 +438,6 @@ class FnInputs:
             seed=self.config.seed if seed is None else seed,
             num_shards=num_shards,
             shard_index=shard_index,
-            cache=cache,
             decoded=self.decoded,
         )
 
@@ -452,8 +449,16 @@ class FnInputs:
     def in_memory(self, files: list[str]) -> bool:
         """Whether the lists of ``files`` are replayed from memory (``cached_lists``) by this
         process's datasets over them (decided, and remembered, by making one)."""
+        return self._decoded(files) is not None
+
+    def count_lists(self, files: list[str]) -> int:
+        """Number of lists in ``files``: as counted when deciding to keep them in memory, else counted now."""
+        decoded = self._decoded(files)
+        return decoded[1] if decoded is not None else count_records(files)
+
+    def _decoded(self, files: list[str]) -> tuple[tf.data.Dataset, int] | None:
         self.dataset(files, train=False)
-        return self.decoded.get((tuple(split_files(files)), 1, 0)) is not None
+        return self.decoded.get((tuple(split_files(files)), 1, 0))
 
     def input_fn(self, files: list[str], train: bool, global_batch_size: int, seed: int | None = None):
         """A ``dataset_fn(InputContext)`` for ``strategy.distribute_datasets_from_function``.

@@ -28,7 +28,7 @@ from modules.serving.signatures import export_serving_model
 from modules.training import distribution
 from modules.training import hparams as hparams_lib
 from modules.training.config import METRICS_FILE, REQUIRE_HYPERPARAMETERS_KEY, TrainingConfig
-from modules.training.inputs import FnInputs, count_records
+from modules.training.inputs import FnInputs
 from modules.training.model import (
     NDCG_METRIC,
     VAL_NDCG_METRIC,
@@ -203,7 +203,7 @@ def train_and_export(job: TrainJob, strategy: tf.distribute.Strategy | None = No
         eval_data = inputs.distributed_dataset(strategy, job.eval_files, False, inputs.eval_batch_size * replicas)
         # One full pass: every worker reads all eval lists, split over its local replicas.
         local_batch = inputs.eval_batch_size * _local_replicas(strategy)
-        validation_steps = job.eval_steps or math.ceil(count_records(job.eval_files) / local_batch)
+        validation_steps = job.eval_steps or math.ceil(inputs.count_lists(job.eval_files) / local_batch)
 
     scratch = None if chief else _scratch_dir()
     model_run_dir = job.model_run_dir if chief else os.path.join(scratch, "model_run")

@@ -33,7 +33,7 @@ from modules.training import hparams as hparams_lib
 from modules.training import selection as selection_lib
 from modules.training.config import TUNER_ALGORITHMS, TunerSettings
 from modules.training.hparams import search_space
-from modules.training.inputs import FnInputs, count_records
+from modules.training.inputs import FnInputs
 from modules.training.model import VAL_NDCG_METRIC, build_model, is_trees
 
 PROJECT_NAME = "ltr_tuning"
@@ -221,7 +221,7 @@ def tuner_fn(fn_args) -> TunerFnResult:
         trees_train_data=inputs.dataset(fn_args.train_files, train=False),
         eval_data=eval_data,
     )
-    eval_lists = count_records(fn_args.eval_files)
+    eval_lists = inputs.count_lists(fn_args.eval_files)
     fit_kwargs: dict[str, Any] = {
         "x": inputs.dataset(fn_args.train_files, train=True),
         "validation_data": eval_data,
